@@ -1,0 +1,33 @@
+import Type, { type Static } from 'typebox'
+import { BatchErrorSchema } from './batch-error.js'
+
+/** Upload purposes accepted by `POST /files` (OpenAI's CreateFileRequest.purpose). */
+export const UPLOAD_PURPOSES = ['assistants', 'batch', 'fine-tune', 'vision', 'user_data', 'evals'] as const
+export const PurposeSchema = Type.Union(UPLOAD_PURPOSES.map((p) => Type.Literal(p)), {
+  description: 'The intended purpose of the file.'
+})
+export type Purpose = Static<typeof PurposeSchema>
+
+export const FILE_ID_PATTERN = '^file-[0-9A-HJKMNP-TV-Z]{26}$'
+
+/** OpenAI's `OpenAIFile`, plus `warnings` (non-fatal batch findings such as model_mismatch). */
+export const FileObjectSchema = Type.Object({
+  id: Type.String({ description: 'The file identifier: `file-` followed by a ULID.', examples: ['file-01J9Z3N4Q8X7V6T5R4P3M2K1H0'] }),
+  object: Type.Literal('file'),
+  bytes: Type.Integer({ minimum: 0, description: 'Size of the file in bytes.' }),
+  created_at: Type.Integer({ description: 'Unix time (seconds) of creation.' }),
+  expires_at: Type.Union([Type.Integer(), Type.Null()], { description: 'Unix time (seconds) when the file expires, or null.' }),
+  filename: Type.String(),
+  purpose: PurposeSchema,
+  status: Type.Literal('processed', { description: 'Deprecated by OpenAI; always `processed` here.' }),
+  status_details: Type.Union([Type.String(), Type.Null()]),
+  warnings: Type.Optional(Type.Array(BatchErrorSchema, {
+    description: 'Non-fatal findings of batch validation (e.g. `model_mismatch` under BATCH_MODEL_POLICY=warn). Absent when there are none.'
+  }))
+}, { $id: 'FileObject', description: 'A stored file (OpenAI `OpenAIFile`).' })
+export type FileObject = Static<typeof FileObjectSchema>
+
+export const FileIdParamsSchema = Type.Object({
+  file_id: Type.String({ description: 'The id of the file.' })
+})
+export type FileIdParams = Static<typeof FileIdParamsSchema>

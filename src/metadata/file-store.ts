@@ -1,0 +1,59 @@
+import type { BatchError } from '../../schemas/batch-error.js'
+import type { Purpose } from '../../schemas/files.js'
+
+/** One stored file's metadata: the row behind a file object. */
+export interface FileRecord {
+  id: string
+  project: string
+  filename: string
+  purpose: Purpose
+  bytes: number
+  /** Unix seconds. */
+  createdAt: number
+  /** Unix seconds, or null when the file never expires. */
+  expiresAt: number | null
+  /** Number of requests (lines) for validated batch files, else null. */
+  requestCount: number | null
+  /** Hex sha256 of the stored bytes. */
+  sha256: string
+  /** Where the bytes live in the blob store. */
+  storageKey: string
+  /** Non-fatal validation findings returned with the file. */
+  warnings: BatchError[]
+}
+
+export interface ListFilesQuery {
+  project: string
+  /** Only files with this purpose. */
+  purpose?: string
+  /** Keyset cursor: return files strictly after this id in `order`. */
+  after?: string
+  limit: number
+  order: 'asc' | 'desc'
+  /** Unix seconds: files whose expiresAt <= now are left out. */
+  now: number
+}
+
+export interface ListFilesPage {
+  files: FileRecord[]
+  hasMore: boolean
+}
+
+/**
+ * Metadata store: SQLite (embedded default) and PostgreSQL implement it.
+ * Every read is scoped to a project; a file of another project does not exist.
+ */
+export interface FileStore {
+  readonly dialect: string
+  /** Creates tables and indexes; safe to call on every start. */
+  migrate (): Promise<void>
+  insert (record: FileRecord): Promise<void>
+  /** The file, or null when missing, of another project, or expired at `now`. */
+  get (project: string, id: string, now: number): Promise<FileRecord | null>
+  list (query: ListFilesQuery): Promise<ListFilesPage>
+  /** Deletes the row; returns the deleted record, or null when there was none. */
+  delete (project: string, id: string): Promise<FileRecord | null>
+  /** Throws when the database is unreachable (readiness). */
+  check (): Promise<void>
+  close (): Promise<void>
+}
