@@ -1,0 +1,341 @@
+import { isUtf8 } from 'node:buffer'
+import type { Buffer } from 'node:buffer'
+import { createHash } from 'node:crypto'
+import type { BatchError } from '../../schemas/batch-error.js'
+import { LineSplitter } from './line-splitter.js'
+
+/** Endpoints OpenAI's Batch API accepts (https://platform.openai.com/docs/api-reference/batch/create). */
+export const DEFAULT_BATCH_URLS: readonly string[] = ['/v1/chat/completions', '/v1/embeddings', '/v1/completions', '/v1/responses', '/v1/moderations']
+
+export interface BatchValidatorOptions {
+  maxRequests: number
+  maxLineBytes: number
+  allowedUrls: readonly string[]
+  modelPolicy: 'warn' | 'reject'
+  /** Caps the `errors` and `warnings` arrays (default 100); the counts stay exact. */
+  maxReportedErrors?: number
+}
+
+export interface BatchValidationResult {
+  valid: boolean
+  requests: number
+  bytes: number
+  url: string | null
+  models: Record<string, number>
+  errors: BatchError[]
+  errorCount: number
+  warnings: BatchError[]
+  warningCount: number
+}
+
+// OpenAI: "custom_id ... Must be unique for each request in a batch", at most 512 characters.
+const MAX_CUSTOM_ID_CHARS = 512
+// Longer ids are keyed by their sha256 (44 base64 chars), so 50,000 ids of 512 characters stay small.
+const MAX_PLAIN_ID_KEY = 64
+const DEFAULT_MAX_REPORTED = 100
+const SUMMARY_SHOWN = 5
+const MAX_QUOTED = 60
+const MESSAGE_ROLES: ReadonlySet<string> = new Set(['system', 'user', 'assistant', 'tool', 'developer', 'function'])
+const ROLE_LIST = [...MESSAGE_ROLES].join(', ')
+/** The body field each endpoint cannot run without. */
+const REQUIRED_BODY_FIELD: ReadonlyMap<string, string> = new Map(Object.entries({
+  '/v1/chat/completions': 'messages', '/v1/embeddings': 'input', '/v1/moderations': 'input', '/v1/responses': 'input', '/v1/completions': 'prompt'
+}))
+
+/**
+ * Validates an OpenAI Batch input file in one streaming pass. Every line is checked even
+ * after the first error, so one result names all faulty lines.
+ *
+ * Reporting decision: a line that is not UTF-8, not JSON, not an object or too large gets
+ * that one error. Otherwise every independent field error of the line is reported
+ * (custom_id, method, url, body); body checks stop at the first fault of the body itself,
+ * and `messages` reports only its first bad entry, so one line cannot flood the report.
+ */
+export class BatchValidator {
+  readonly #maxRequests: number
+  readonly #maxLineBytes: number
+  readonly #allowedUrls: ReadonlySet<string>
+  readonly #urlList: string
+  readonly #rejectModelMismatch: boolean
+  readonly #maxReported: number
+  readonly #splitter: LineSplitter
+  #requests = 0
+  #url: string | null = null
+  #urlLine = 0
+  #model: string | null = null
+  #modelLine = 0
+  readonly #models = new Map<string, number>()
+  readonly #plainIds = new Map<string, number>()
+  readonly #digestIds = new Map<string, number>()
+  readonly #errors: BatchError[] = []
+  #errorCount = 0
+  readonly #warnings: BatchError[] = []
+  #warningCount = 0
+  // Blank lines are only errors when a request follows them; trailing ones are ignored.
+  #blankStart = 0
+  #blankCount = 0
+  #result: BatchValidationResult | null = null
+
+  constructor (opts: BatchValidatorOptions) {
+    this.#maxRequests = opts.maxRequests
+    this.#maxLineBytes = opts.maxLineBytes
+    this.#allowedUrls = new Set(opts.allowedUrls)
+    this.#urlList = opts.allowedUrls.join(', ')
+    this.#rejectModelMismatch = opts.modelPolicy === 'reject'
+    this.#maxReported = opts.maxReportedErrors ?? DEFAULT_MAX_REPORTED
+    this.#splitter = new LineSplitter({
+      maxLineBytes: opts.maxLineBytes,
+      onLine: (line, n) => this.#onLine(line, n),
+      onOversizedLine: (n) => this.#onOversizedLine(n)
+    })
+  }
+
+  /** Live, so the caller can stop storing at the first error while validation reads on. */
+  get errorCount (): number {
+    return this.#errorCount
+  }
+
+  write (chunk: Buffer): void {
+    this.#splitter.push(chunk)
+  }
+
+  end (): BatchValidationResult {
+    if (this.#result !== null) return this.#result
+    this.#splitter.end()
+    if (this.#requests === 0) this.#error('empty_file', null, null, 'The file has no requests; a batch file needs one JSON request object per line.')
+    this.#result = {
+      valid: this.#errorCount === 0,
+      requests: this.#requests,
+      bytes: this.#splitter.bytes,
+      url: this.#url,
+      models: Object.fromEntries(this.#models),
+      errors: this.#errors,
+      errorCount: this.#errorCount,
+      warnings: this.#warnings,
+      warningCount: this.#warningCount
+    }
+    return this.#result
+  }
+
+  #onLine (line: Buffer, n: number): void {
+    if (isBlank(line)) {
+      if (this.#blankCount === 0) this.#blankStart = n
+      this.#blankCount++
+      return
+    }
+    this.#startRequest(n)
+    if (!isUtf8(line)) {
+      this.#error('invalid_encoding', n, null, `line ${n}: is not valid UTF-8 text; save the file with UTF-8 encoding.`)
+      return
+    }
+    let request: unknown
+    try {
+      request = JSON.parse(line.toString('utf8'))
+    } catch (err) {
+      const reason = truncate(err instanceof Error ? err.message : String(err), 120)
+      this.#error('invalid_json_line', n, null, `line ${n}: is not valid JSON (${reason}); write each request as one complete JSON object on a single line.`)
+      return
+    }
+    if (!isObject(request)) {
+      this.#error('invalid_json_line', n, null, `line ${n}: must be a JSON object with custom_id, method, url and body, got ${describe(request)}.`)
+      return
+    }
+    this.#checkRequest(request, n)
+  }
+
+  #onOversizedLine (n: number): void {
+    this.#startRequest(n)
+    this.#error('line_too_large', n, null, `line ${n}: is longer than the limit of ${this.#maxLineBytes} bytes per request line; shorten the request.`)
+  }
+
+  #startRequest (n: number): void {
+    const start = this.#blankStart
+    for (let i = 0; i < this.#blankCount; i++) {
+      this.#error('empty_line', start + i, null, `line ${start + i}: is empty; remove blank lines between requests.`)
+    }
+    this.#blankCount = 0
+    this.#requests++
+    if (this.#requests === this.#maxRequests + 1) {
+      this.#error('too_many_tasks', n, null, `line ${n}: the file has more than ${this.#maxRequests} requests, the limit for one batch; split it into several files.`)
+    }
+  }
+
+  #checkRequest (request: Record<string, unknown>, n: number): void {
+    this.#checkCustomId(request.custom_id, n)
+    const method = request.method
+    if (method !== 'POST') {
+      this.#error('invalid_method', n, 'method', isAbsent(method)
+        ? `line ${n}: method is missing; set "method": "POST".`
+        : `line ${n}: method must be "POST", got ${describe(method)}.`)
+    }
+    const url = this.#checkUrl(request.url, n)
+    const body = request.body
+    if (isAbsent(body)) {
+      this.#error('missing_required_parameter', n, 'body', `line ${n}: body is missing; put the request parameters in a "body" object.`)
+      return
+    }
+    if (!isObject(body)) {
+      this.#error('invalid_parameter', n, 'body', `line ${n}: body must be a JSON object, got ${describe(body)}.`)
+      return
+    }
+    this.#checkModel(body.model, n)
+    if (body.stream === true) this.#error('streaming_unsupported', n, 'body.stream', `line ${n}: body.stream is true, but batch requests cannot stream; remove it or set it to false.`)
+    const field = url === null ? undefined : REQUIRED_BODY_FIELD.get(url)
+    if (field === undefined) return
+    const value = body[field]
+    if (isAbsent(value)) {
+      this.#error('missing_required_parameter', n, `body.${field}`, `line ${n}: body.${field} is missing; ${url} requests need it.`)
+    } else if (field === 'messages') {
+      this.#checkMessages(value, n)
+    }
+  }
+
+  #checkCustomId (id: unknown, n: number): void {
+    if (isAbsent(id)) {
+      this.#error('missing_required_parameter', n, 'custom_id', `line ${n}: custom_id is missing; give every request a unique string custom_id.`)
+      return
+    }
+    if (typeof id !== 'string' || id.length === 0) {
+      this.#error('invalid_custom_id', n, 'custom_id', `line ${n}: custom_id must be a non-empty string, got ${describe(id)}.`)
+      return
+    }
+    // UTF-16 length bounds the character count from above, so only long ids are counted.
+    if (id.length > MAX_CUSTOM_ID_CHARS) {
+      let chars = 0
+      for (const _char of id) chars++
+      if (chars > MAX_CUSTOM_ID_CHARS) {
+        this.#error('invalid_custom_id', n, 'custom_id', `line ${n}: custom_id is ${chars} characters long; the limit is ${MAX_CUSTOM_ID_CHARS}.`)
+        return
+      }
+    }
+    const plain = id.length <= MAX_PLAIN_ID_KEY
+    const ids = plain ? this.#plainIds : this.#digestIds
+    const key = plain ? id : createHash('sha256').update(id).digest('base64')
+    const first = ids.get(key)
+    if (first === undefined) ids.set(key, n)
+    else this.#error('duplicate_custom_id', n, 'custom_id', `line ${n}: custom_id ${quote(id)} already used on line ${first}; custom_id must be unique within the file.`)
+  }
+
+  /** Returns the line's url when it is allowed, so body checks can follow that endpoint. */
+  #checkUrl (url: unknown, n: number): string | null {
+    if (typeof url !== 'string' || !this.#allowedUrls.has(url)) {
+      this.#error('invalid_url', n, 'url', isAbsent(url)
+        ? `line ${n}: url is missing; use one of ${this.#urlList}.`
+        : `line ${n}: url ${describe(url)} is not supported; use one of ${this.#urlList}.`)
+      return null
+    }
+    if (this.#url === null) {
+      this.#url = url
+      this.#urlLine = n
+    } else if (url !== this.#url) {
+      this.#error('url_mismatch', n, 'url', `line ${n}: url ${quote(url)} differs from ${quote(this.#url)} on line ${this.#urlLine}; all requests in a batch file must use the same url.`)
+    }
+    return url
+  }
+
+  #checkModel (model: unknown, n: number): void {
+    if (isAbsent(model) || model === '') {
+      this.#error('missing_required_parameter', n, 'body.model', `line ${n}: body.model is missing or empty; name the model that should run the request.`)
+      return
+    }
+    if (typeof model !== 'string') {
+      this.#error('invalid_parameter', n, 'body.model', `line ${n}: body.model must be a string, got ${describe(model)}.`)
+      return
+    }
+    this.#models.set(model, (this.#models.get(model) ?? 0) + 1)
+    if (this.#model === null) {
+      this.#model = model
+      this.#modelLine = n
+    } else if (model !== this.#model) {
+      const message = `line ${n}: body.model ${quote(model)} differs from ${quote(this.#model)} on line ${this.#modelLine}; a batch runs one model.`
+      if (this.#rejectModelMismatch) this.#error('model_mismatch', n, 'body.model', message)
+      else this.#warning('model_mismatch', n, 'body.model', message)
+    }
+  }
+
+  #checkMessages (messages: unknown, n: number): void {
+    if (!Array.isArray(messages) || messages.length === 0) {
+      this.#error('invalid_parameter', n, 'body.messages', `line ${n}: body.messages must be a non-empty array of messages, got ${describe(messages)}.`)
+      return
+    }
+    for (let i = 0; i < messages.length; i++) {
+      const message: unknown = messages[i]
+      if (!isObject(message)) {
+        this.#error('invalid_parameter', n, `body.messages[${i}]`, `line ${n}: body.messages[${i}] must be an object with a role, got ${describe(message)}.`)
+        return
+      }
+      const role = message.role
+      if (typeof role !== 'string' || !MESSAGE_ROLES.has(role)) {
+        this.#error('invalid_parameter', n, `body.messages[${i}].role`, `line ${n}: body.messages[${i}].role must be one of ${ROLE_LIST}, got ${describe(role)}.`)
+        return
+      }
+    }
+  }
+
+  #error (code: string, line: number | null, param: string | null, message: string): void {
+    if (this.#errorCount++ < this.#maxReported) this.#errors.push({ code, message, param, line })
+  }
+
+  #warning (code: string, line: number, param: string, message: string): void {
+    if (this.#warningCount++ < this.#maxReported) this.#warnings.push({ code, message, param, line })
+  }
+}
+
+/** OpenAI requires a `.jsonl` file for purpose `batch`; the extension is compared in any case. */
+export function validateBatchFilename (filename: string): BatchError | null {
+  if (filename.length > '.jsonl'.length && filename.toLowerCase().endsWith('.jsonl')) return null
+  return {
+    code: 'invalid_file_format',
+    message: `The file ${quote(filename)} is not a batch file: its name must end in .jsonl (one JSON request per line).`,
+    param: 'file',
+    line: null
+  }
+}
+
+/** One message for the whole file, for error responses that carry a single string. */
+export function summarizeBatchErrors (result: Pick<BatchValidationResult, 'errors' | 'errorCount' | 'requests'>): string {
+  const { errors, errorCount } = result
+  if (errorCount === 0) return `The batch file is valid (${result.requests} ${plural(result.requests, 'request')}).`
+  const shown = errors.slice(0, SUMMARY_SHOWN)
+  const note = errorCount > shown.length ? `, first ${shown.length} shown` : ''
+  return `The batch file has ${errorCount} ${plural(errorCount, 'error')}${note}. ${shown.map((e) => e.message).join(' ')}`
+}
+
+function isObject (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function isAbsent (value: unknown): value is null | undefined {
+  return value === undefined || value === null
+}
+
+/** Spaces and tabs only: such a line carries no request, like an empty one. */
+function isBlank (line: Buffer): boolean {
+  for (let i = 0; i < line.length; i++) {
+    const b = line[i]
+    if (b !== 0x20 && b !== 0x09) return false
+  }
+  return true
+}
+
+/** Names a wrong value for a message without echoing megabytes of user input. */
+function describe (value: unknown): string {
+  if (typeof value === 'string') return value.length === 0 ? 'an empty string' : quote(value)
+  if (value === null) return 'null'
+  if (value === undefined) return 'no value'
+  if (Array.isArray(value)) return value.length === 0 ? 'an empty array' : 'an array'
+  if (typeof value === 'object') return 'an object'
+  return `${typeof value} ${String(value)}`
+}
+
+function quote (value: string): string {
+  return JSON.stringify(truncate(value, MAX_QUOTED))
+}
+
+function truncate (value: string, max: number): string {
+  return value.length > max ? `${value.slice(0, max)}…` : value
+}
+
+function plural (count: number, noun: string): string {
+  return count === 1 ? noun : `${noun}s`
+}
