@@ -1,0 +1,162 @@
+import { sql, type ColumnType, type Kysely, type Selectable } from 'kysely'
+import type { BatchError } from '../../schemas/batch-error.js'
+import type { Purpose } from '../../schemas/files.js'
+import type { FileRecord, FileStore, ListFilesPage, ListFilesQuery } from './file-store.js'
+import { migrateToLatest } from './migrations.js'
+
+/**
+ * A `bigint` column: node-pg returns int8 as a string (it may exceed 2^53), SQLite as
+ * a number. Writes are always numbers; reads go through Number() in the row mapper.
+ */
+type Int8 = ColumnType<number | string, number, number>
+
+/** The `files` table as created by migration 0001_files. */
+export interface FilesTable {
+  id: string
+  project: string
+  filename: string
+  purpose: string
+  bytes: Int8
+  created_at: Int8
+  expires_at: Int8 | null
+  request_count: number | null
+  sha256: string
+  storage_key: string
+  /** JSON array of BatchError; defaults to '[]'. */
+  warnings: ColumnType<string, string | undefined, string>
+}
+
+export interface Database {
+  files: FilesTable
+}
+
+type FileRow = Selectable<FilesTable>
+
+export interface KyselyFileStoreOptions {
+  /** Reported as FileStore.dialect, e.g. 'sqlite' or 'postgres'. */
+  dialect: string
+  /** Releases what the caller opened beside Kysely; runs after the Kysely instance is destroyed. */
+  onClose?: () => Promise<void>
+}
+
+function toNumber (value: number | string): number {
+  return typeof value === 'number' ? value : Number(value)
+}
+
+function rowToRecord (row: FileRow): FileRecord {
+  return {
+    id: row.id,
+    project: row.project,
+    filename: row.filename,
+    // Only insert() writes this column, always from a FileRecord's Purpose.
+    purpose: row.purpose as Purpose,
+    bytes: toNumber(row.bytes),
+    createdAt: toNumber(row.created_at),
+    expiresAt: row.expires_at === null ? null : toNumber(row.expires_at),
+    requestCount: row.request_count === null ? null : toNumber(row.request_count),
+    sha256: row.sha256,
+    storageKey: row.storage_key,
+    warnings: JSON.parse(row.warnings) as BatchError[]
+  }
+}
+
+/**
+ * The dialect-independent FileStore: every query here must run unchanged on SQLite
+ * (≥ 3.35, for RETURNING) and PostgreSQL; the SQLite and PostgreSQL stores only
+ * build the Kysely instance.
+ */
+export function createKyselyFileStore (db: Kysely<Database>, opts: KyselyFileStoreOptions): FileStore {
+  let closing: Promise<void> | undefined
+
+  return {
+    dialect: opts.dialect,
+
+    async migrate () {
+      await migrateToLatest(db)
+    },
+
+    async insert (record) {
+      await db
+        .insertInto('files')
+        .values({
+          id: record.id,
+          project: record.project,
+          filename: record.filename,
+          purpose: record.purpose,
+          bytes: record.bytes,
+          created_at: record.createdAt,
+          expires_at: record.expiresAt,
+          request_count: record.requestCount,
+          sha256: record.sha256,
+          storage_key: record.storageKey,
+          warnings: JSON.stringify(record.warnings)
+        })
+        .execute()
+    },
+
+    async get (project, id, now) {
+      const row = await db
+        .selectFrom('files')
+        .selectAll()
+        .where('project', '=', project)
+        .where('id', '=', id)
+        .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
+        .executeTakeFirst()
+      return row === undefined ? null : rowToRecord(row)
+    },
+
+    async list (query: ListFilesQuery): Promise<ListFilesPage> {
+      // limit + 1 below would turn a limit of 0 into "no files, but more to come",
+      // and a caller following hasMore would loop forever.
+      if (!Number.isSafeInteger(query.limit) || query.limit < 1) {
+        throw new RangeError(`list limit must be a positive integer, got ${query.limit}`)
+      }
+      let select = db
+        .selectFrom('files')
+        .selectAll()
+        .where('project', '=', query.project)
+        .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', query.now)]))
+      if (query.purpose !== undefined) {
+        select = select.where('purpose', '=', query.purpose)
+      }
+      // Ids are `file-` + ULID, so comparing ids is comparing creation order, and the
+      // cursor file need not exist any more (deleted or expired between pages).
+      if (query.after !== undefined) {
+        select = select.where('id', query.order === 'asc' ? '>' : '<', query.after)
+      }
+      // One row beyond the page tells whether another page exists, without a count.
+      const rows = await select
+        .orderBy('id', query.order)
+        .limit(query.limit + 1)
+        .execute()
+      const hasMore = rows.length > query.limit
+      return {
+        files: rows.slice(0, query.limit).map(rowToRecord),
+        hasMore
+      }
+    },
+
+    async delete (project, id) {
+      const row = await db
+        .deleteFrom('files')
+        .where('project', '=', project)
+        .where('id', '=', id)
+        .returningAll()
+        .executeTakeFirst()
+      return row === undefined ? null : rowToRecord(row)
+    },
+
+    async check () {
+      await sql`select 1`.execute(db)
+    },
+
+    close () {
+      // Shutdown paths (signal handler, plugin onClose, tests) may each call close.
+      closing ??= (async () => {
+        await db.destroy()
+        if (opts.onClose !== undefined) await opts.onClose()
+      })()
+      return closing
+    }
+  }
+}

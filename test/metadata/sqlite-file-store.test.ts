@@ -1,0 +1,82 @@
+import { join } from 'node:path'
+import BetterSqlite3 from 'better-sqlite3'
+import t from 'tap'
+import type { FileRecord } from '../../src/metadata/file-store.js'
+import { createSqliteFileStore } from '../../src/metadata/sqlite-file-store.js'
+import { runFileStoreContract } from './file-store-contract.js'
+
+runFileStoreContract(t, 'sqlite file store (file)', async (t) => {
+  // A directory that does not exist yet: the store creates it.
+  const store = await createSqliteFileStore({ filename: join(t.testdir(), 'nested', 'deeper', 'files.db') })
+  t.teardown(() => store.close())
+  return store
+})
+
+runFileStoreContract(t, 'sqlite file store (:memory:)', async (t) => {
+  const store = await createSqliteFileStore({ filename: ':memory:' })
+  t.teardown(() => store.close())
+  return store
+})
+
+const record: FileRecord = {
+  id: 'file-01JZ0000000000000000000000',
+  project: 'proj',
+  filename: 'a.jsonl',
+  purpose: 'batch',
+  bytes: 10,
+  createdAt: 1_750_000_000,
+  expiresAt: null,
+  requestCount: 1,
+  sha256: 'f'.repeat(64),
+  storageKey: 'files/proj/file-01JZ0000000000000000000000',
+  warnings: []
+}
+
+t.test('sqlite: schema, WAL and persistence on disk', async (t) => {
+  const filename = join(t.testdir(), 'files.db')
+  const store = await createSqliteFileStore({ filename })
+  t.equal(store.dialect, 'sqlite')
+  await store.migrate()
+  await store.insert(record)
+  await store.close()
+
+  const raw = new BetterSqlite3(filename, { readonly: true })
+  t.teardown(() => raw.close())
+  t.equal(raw.pragma('journal_mode', { simple: true }), 'wal', 'WAL persists in the file')
+  t.strictSame(
+    raw.prepare('select name, lower(type) as type, "notnull", dflt_value, pk from pragma_table_info(\'files\') order by cid').all(),
+    [
+      { name: 'id', type: 'text', notnull: 0, dflt_value: null, pk: 1 },
+      { name: 'project', type: 'text', notnull: 1, dflt_value: null, pk: 0 },
+      { name: 'filename', type: 'text', notnull: 1, dflt_value: null, pk: 0 },
+      { name: 'purpose', type: 'text', notnull: 1, dflt_value: null, pk: 0 },
+      { name: 'bytes', type: 'bigint', notnull: 1, dflt_value: null, pk: 0 },
+      { name: 'created_at', type: 'bigint', notnull: 1, dflt_value: null, pk: 0 },
+      { name: 'expires_at', type: 'bigint', notnull: 0, dflt_value: null, pk: 0 },
+      { name: 'request_count', type: 'integer', notnull: 0, dflt_value: null, pk: 0 },
+      { name: 'sha256', type: 'text', notnull: 1, dflt_value: null, pk: 0 },
+      { name: 'storage_key', type: 'text', notnull: 1, dflt_value: null, pk: 0 },
+      { name: 'warnings', type: 'text', notnull: 1, dflt_value: '\'[]\'', pk: 0 }
+    ]
+  )
+  const indexes = raw.prepare(
+    'select il.name as name, group_concat(ii.name, \',\') as columns from pragma_index_list(\'files\') il ' +
+    'join pragma_index_info(il.name) ii where il.origin = \'c\' group by il.name order by il.name'
+  ).all()
+  t.strictSame(indexes, [
+    { name: 'files_expires_at_idx', columns: 'expires_at' },
+    { name: 'files_project_id_idx', columns: 'project,id' },
+    { name: 'files_project_purpose_id_idx', columns: 'project,purpose,id' }
+  ])
+  t.strictSame(raw.prepare('select name from files_api_migration').all(), [{ name: '0001_files' }])
+
+  const reopened = await createSqliteFileStore({ filename })
+  t.teardown(() => reopened.close())
+  await reopened.migrate()
+  t.strictSame(await reopened.get('proj', record.id, 1_750_000_000), record, 'data survives a reopen')
+})
+
+t.test('sqlite: an unusable path rejects', async (t) => {
+  const dir = t.testdir({ 'not-a-dir': 'plain file' })
+  await t.rejects(createSqliteFileStore({ filename: join(dir, 'not-a-dir', 'files.db') }))
+})
