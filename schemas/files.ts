@@ -2,11 +2,12 @@ import Type, { type Static } from 'typebox'
 import { BatchErrorSchema } from './batch-error.js'
 
 /** Upload purposes accepted by `POST /files` (OpenAI's CreateFileRequest.purpose). */
-export const UPLOAD_PURPOSES = ['assistants', 'batch', 'fine-tune', 'vision', 'user_data', 'evals'] as const
-export const PurposeSchema = Type.Union(UPLOAD_PURPOSES.map((p) => Type.Literal(p)), {
-  description: 'The intended purpose of the file.'
-})
+export const PurposeSchema = Type.Union([
+  Type.Literal('assistants'), Type.Literal('batch'), Type.Literal('fine-tune'),
+  Type.Literal('vision'), Type.Literal('user_data'), Type.Literal('evals')
+], { description: 'The intended purpose of the file.' })
 export type Purpose = Static<typeof PurposeSchema>
+export const UPLOAD_PURPOSES: readonly Purpose[] = PurposeSchema.anyOf.map((literal) => literal.const)
 
 export const FILE_ID_PATTERN = '^file-[0-9A-HJKMNP-TV-Z]{26}$'
 
@@ -31,3 +32,14 @@ export const FileIdParamsSchema = Type.Object({
   file_id: Type.String({ description: 'The id of the file.' })
 })
 export type FileIdParams = Static<typeof FileIdParamsSchema>
+
+/**
+ * The multipart body of `POST /files`, for the OpenAPI document only: Fastify must not
+ * validate a streamed multipart body against a schema (see the upload route).
+ */
+export const UploadBodySchema = Type.Object({
+  file: Type.String({ format: 'binary', description: 'The file. For purpose `batch`: a `.jsonl` file, one request per line.' }),
+  purpose: PurposeSchema,
+  'expires_after[anchor]': Type.Optional(Type.Literal('created_at', { description: 'Expiration anchor; only `created_at`.' })),
+  'expires_after[seconds]': Type.Optional(Type.Integer({ minimum: 3600, maximum: 2592000, description: 'Seconds after the anchor when the file expires.' }))
+}, { description: 'multipart/form-data; fields may come in any order.' })

@@ -1,0 +1,45 @@
+import Type, { type Static } from 'typebox'
+import { DEFAULT_BATCH_URLS } from '../src/jsonl/batch-validator.js'
+
+const MiB = 1024 * 1024
+const ByteCount = (def: number, description: string) =>
+  Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, default: def, description })
+
+/**
+ * Every setting of the service, named as its environment variable. Read once at start
+ * (src/config.ts) and passed down; the README's settings table follows this schema.
+ */
+export const ConfigSchema = Type.Object({
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000, description: 'TCP port to listen on.' }),
+  HOST: Type.String({ minLength: 1, default: '127.0.0.1', description: 'Address to bind; `0.0.0.0` in containers.' }),
+  DATA_DIR: Type.String({ minLength: 1, default: './data', description: 'Folder for the fs blobs, the SQLite database and the generated key.' }),
+  API_KEYS: Type.Optional(Type.String({
+    description: 'Comma-separated `key=project` pairs (a bare `key` belongs to project `default`). Unset: a key is generated into DATA_DIR/api-key.'
+  })),
+  STORAGE_DRIVER: Type.Union([Type.Literal('fs'), Type.Literal('s3')], { default: 'fs', description: '`fs` (local disk under DATA_DIR/blobs) or `s3`.' }),
+  S3_ENDPOINT: Type.Optional(Type.String({ minLength: 1, description: 'S3-compatible endpoint URL (MinIO, R2, SeaweedFS…); unset for AWS.' })),
+  S3_REGION: Type.String({ minLength: 1, default: 'us-east-1', description: 'S3 region.' }),
+  S3_BUCKET: Type.Optional(Type.String({ minLength: 1, description: 'Bucket for the file objects (required with STORAGE_DRIVER=s3).' })),
+  S3_ACCESS_KEY_ID: Type.Optional(Type.String({ minLength: 1, description: 'S3 access key id; unset: the AWS SDK default chain.' })),
+  S3_SECRET_ACCESS_KEY: Type.Optional(Type.String({ minLength: 1, description: 'S3 secret access key.' })),
+  S3_FORCE_PATH_STYLE: Type.Optional(Type.Boolean({ description: 'Path-style addressing; defaults to true when S3_ENDPOINT is set.' })),
+  S3_PART_SIZE_BYTES: Type.Integer({ minimum: 5 * MiB, maximum: 5 * 1024 * MiB, default: 8 * MiB, description: 'Multipart upload part size.' }),
+  MAX_FILE_BYTES: ByteCount(512 * MiB, 'Largest upload of any purpose, in bytes.'),
+  BATCH_MAX_FILE_BYTES: ByteCount(500 * MiB, 'Largest batch file, in bytes.'),
+  BATCH_MAX_REQUESTS: Type.Integer({ minimum: 1, default: 50000, description: 'Most request lines in one batch file.' }),
+  BATCH_MAX_LINE_BYTES: ByteCount(6 * MiB, 'Longest line of a batch file, in bytes.'),
+  BATCH_MODEL_POLICY: Type.Union([Type.Literal('warn'), Type.Literal('reject')], {
+    default: 'warn', description: 'A line whose model differs from the first line\'s: a warning, or an error.'
+  }),
+  BATCH_ALLOWED_URLS: Type.String({
+    minLength: 1,
+    default: DEFAULT_BATCH_URLS.join(','),
+    description: 'Comma-separated endpoints a batch line may target.'
+  }),
+  SQLITE_PATH: Type.Optional(Type.String({ minLength: 1, description: 'SQLite database file; default DATA_DIR/files.db.' })),
+  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), {
+    default: 'info', description: 'Pino log level.'
+  })
+}, { additionalProperties: true })
+
+export type Config = Static<typeof ConfigSchema>

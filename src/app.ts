@@ -1,0 +1,107 @@
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
+import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { Config } from '../schemas/config.js'
+import authPlugin from '../plugins/auth.js'
+import errorsPlugin from '../plugins/errors.js'
+import metadataPlugin from '../plugins/metadata.js'
+import openApiPlugin from '../plugins/openapi.js'
+import storagePlugin from '../plugins/storage.js'
+import type { ApiKeyTable } from './api-keys.js'
+import { allowedBatchUrls } from './config.js'
+import { createFileIdFactory } from './ids.js'
+import type { FileStore } from './metadata/file-store.js'
+import { createSqliteFileStore } from './metadata/sqlite-file-store.js'
+import filesRoutes from './routes/files.js'
+import healthRoutes from './routes/health.js'
+import type { BlobStore } from './storage/blob-store.js'
+import { createBlobStore } from './storage/create-blob-store.js'
+
+export interface BuildAppOptions {
+  config: Config
+  keys: ApiKeyTable
+  /** Hand in ready drivers (tests); otherwise they are built from `config` and owned by the app. */
+  blobStore?: BlobStore
+  fileStore?: FileStore
+  /** Clock in milliseconds (tests control expiry with it). */
+  now?: () => number
+  /** Pino logger options, or false; defaults follow LOG_LEVEL. */
+  logger?: FastifyServerOptions['logger']
+}
+
+/** The version in package.json, found from source (src/) and from the build (dist/src/). */
+function readPackageVersion (): string {
+  for (const relative of ['../package.json', '../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(relative, import.meta.url), 'utf8')) as { name?: string, version?: string }
+      if (pkg.name === 'files-api' && pkg.version !== undefined) return pkg.version
+    } catch { /* not at this depth */ }
+  }
+  return '0.0.0'
+}
+
+/** Fastify options shared by production and tests: the very same limits and logging rules. */
+export function fastifyOptions (config: Config, logger: FastifyServerOptions['logger']): FastifyServerOptions {
+  return {
+    logger: logger ?? {
+      level: config.LOG_LEVEL,
+      // Keys travel in Authorization; they must never reach a log line.
+      redact: { paths: ['req.headers.authorization', 'headers.authorization', '*.authorization'], censor: '[redacted]' }
+    },
+    // Request ids correlate log lines; an incoming x-request-id (from the gateway) wins.
+    requestIdHeader: 'x-request-id',
+    genReqId: () => crypto.randomUUID(),
+    // JSON bodies are small here (uploads are multipart, streamed past this limit).
+    bodyLimit: 1024 * 1024,
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 }
+  }
+}
+
+/** Builds the whole service without listening (src/server.ts listens). */
+export async function buildApp (options: BuildAppOptions): Promise<FastifyInstance> {
+  const { config } = options
+  const now = options.now ?? Date.now
+  const app = Fastify(fastifyOptions(config, options.logger))
+  app.setValidatorCompiler(TypeBoxValidatorCompiler)
+
+  await app.register(errorsPlugin)
+  await app.register(authPlugin, { keys: options.keys })
+  await app.register(storagePlugin, {
+    store: options.blobStore,
+    create: async () => createBlobStore({
+      driver: config.STORAGE_DRIVER,
+      dataDir: config.DATA_DIR,
+      s3: {
+        endpoint: config.S3_ENDPOINT,
+        region: config.S3_REGION,
+        bucket: config.S3_BUCKET,
+        accessKeyId: config.S3_ACCESS_KEY_ID,
+        secretAccessKey: config.S3_SECRET_ACCESS_KEY,
+        forcePathStyle: config.S3_FORCE_PATH_STYLE,
+        partSizeBytes: config.S3_PART_SIZE_BYTES
+      }
+    })
+  })
+  await app.register(metadataPlugin, {
+    store: options.fileStore,
+    create: async () => createSqliteFileStore({ filename: config.SQLITE_PATH ?? path.join(config.DATA_DIR, 'files.db') })
+  })
+  await app.register(openApiPlugin, { version: readPackageVersion() })
+
+  const upload = {
+    limits: { maxFileBytes: config.MAX_FILE_BYTES, batchMaxFileBytes: config.BATCH_MAX_FILE_BYTES },
+    validator: {
+      maxRequests: config.BATCH_MAX_REQUESTS,
+      maxLineBytes: config.BATCH_MAX_LINE_BYTES,
+      allowedUrls: allowedBatchUrls(config),
+      modelPolicy: config.BATCH_MODEL_POLICY
+    },
+    newFileId: createFileIdFactory(now),
+    now
+  }
+  await app.register(healthRoutes)
+  await app.register(filesRoutes, { prefix: '/v1', envelope: false, upload })
+  await app.register(filesRoutes, { prefix: '/api/v1', envelope: true, upload })
+  return app
+}

@@ -1,0 +1,70 @@
+import { Value } from 'typebox/value'
+import { ConfigSchema, type Config } from '../schemas/config.js'
+
+export class ConfigError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'ConfigError'
+  }
+}
+
+interface PropertySchema { type?: string, anyOf?: Array<{ const?: unknown }> }
+
+/**
+ * Strict text → value conversion. TypeBox's Value.Convert would turn `1.5` into an
+ * integer 1 and `yes` into something; a setting that is not exactly a number or a
+ * boolean must stop start-up instead of being guessed.
+ */
+function convert (schema: PropertySchema, text: string): unknown {
+  if (schema.type === 'integer') return /^-?\d+$/.test(text) ? Number(text) : text
+  if (schema.type === 'boolean') {
+    if (text === 'true' || text === '1') return true
+    if (text === 'false' || text === '0') return false
+  }
+  return text
+}
+
+function describe (name: string, schema: PropertySchema, text: string | undefined, fallback: string): string {
+  const allowed = schema.anyOf?.map((option) => option.const).filter((c) => c !== undefined)
+  const why = allowed !== undefined && allowed.length > 0 ? `must be one of ${allowed.join(', ')}` : fallback
+  return `${name}=${JSON.stringify(text ?? '')}: ${why}`
+}
+
+/**
+ * Reads the settings once from `env` (never at import time). Empty strings count as
+ * unset, so `FOO=` in a compose file falls back to the default. A bad value throws a
+ * ConfigError naming the variable, which stops start-up.
+ */
+export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
+  const properties = ConfigSchema.properties as Record<string, PropertySchema>
+  const texts: Record<string, string> = {}
+  const raw: Record<string, unknown> = {}
+  for (const [name, schema] of Object.entries(properties)) {
+    const text = env[name]?.trim()
+    if (text === undefined || text === '') continue
+    texts[name] = text
+    raw[name] = convert(schema, text)
+  }
+  const value = Value.Default(ConfigSchema, raw)
+  if (!Value.Check(ConfigSchema, value)) {
+    const problems = new Map<string, string>()
+    for (const error of Value.Errors(ConfigSchema, value)) {
+      const name = error.instancePath.split('/')[1] ?? ''
+      const schema = properties[name]
+      if (schema !== undefined && !problems.has(name)) problems.set(name, describe(name, schema, texts[name], error.message))
+    }
+    throw new ConfigError(`invalid configuration: ${[...problems.values()].join('; ')}`)
+  }
+  const config = value as Config
+  if (config.STORAGE_DRIVER === 's3' && config.S3_BUCKET === undefined) {
+    throw new ConfigError('invalid configuration: S3_BUCKET is required when STORAGE_DRIVER=s3')
+  }
+  if (config.BATCH_MAX_FILE_BYTES > config.MAX_FILE_BYTES) {
+    throw new ConfigError('invalid configuration: BATCH_MAX_FILE_BYTES must not exceed MAX_FILE_BYTES')
+  }
+  return config
+}
+
+export function allowedBatchUrls (config: Config): string[] {
+  return config.BATCH_ALLOWED_URLS.split(',').map((url) => url.trim()).filter((url) => url !== '')
+}

@@ -1,0 +1,67 @@
+import type { BatchError } from '../schemas/batch-error.js'
+import type { ErrorObject } from '../schemas/errors.js'
+
+/**
+ * The one error type of the service. It carries the HTTP status and OpenAI's error
+ * object; the error handler renders it bare for `/v1` and in the envelope for `/api/v1`.
+ */
+export class ApiError extends Error {
+  readonly statusCode: number
+  readonly type: string
+  readonly code: string | null
+  readonly param: string | null
+  readonly lineErrors?: { errors: BatchError[], count: number }
+
+  constructor (statusCode: number, type: string, code: string | null, param: string | null, message: string,
+    options?: { cause?: unknown, lineErrors?: { errors: BatchError[], count: number } }) {
+    super(message, { cause: options?.cause })
+    this.name = 'ApiError'
+    this.statusCode = statusCode
+    this.type = type
+    this.code = code
+    this.param = param
+    if (options?.lineErrors !== undefined) this.lineErrors = options.lineErrors
+  }
+
+  toErrorObject (): ErrorObject {
+    const body: ErrorObject = { message: this.message, type: this.type, param: this.param, code: this.code }
+    if (this.lineErrors !== undefined) {
+      body.errors = this.lineErrors.errors
+      body.error_count = this.lineErrors.count
+    }
+    return body
+  }
+}
+
+const INVALID = 'invalid_request_error'
+
+function mib (bytes: number): string {
+  return `${Math.round((bytes / (1024 * 1024)) * 100) / 100} MiB`
+}
+
+/** Every error the service answers with, in one table (no ad-hoc strings in routes). */
+export const ERRORS = {
+  missingApiKey: () => new ApiError(401, INVALID, 'missing_api_key', null,
+    'You didn\'t provide an API key. Send it in the Authorization header: "Authorization: Bearer YOUR_KEY".'),
+  invalidApiKey: () => new ApiError(401, INVALID, 'invalid_api_key', null, 'Incorrect API key provided.'),
+  fileNotFound: (id: string) => new ApiError(404, INVALID, 'file_not_found', 'file_id', `No such File object: ${id}`),
+  routeNotFound: (method: string, url: string) => new ApiError(404, INVALID, 'unknown_url', null,
+    `Unrecognized request URL (${method} ${url.split('?')[0] ?? ''}).`),
+  invalidParameter: (param: string | null, message: string) => new ApiError(400, INVALID, 'invalid_parameter', param, message),
+  missingParameter: (param: string, message: string) => new ApiError(400, INVALID, 'missing_required_parameter', param, message),
+  invalidPurpose: (value: string, valid: readonly string[]) => new ApiError(400, INVALID, 'invalid_value', 'purpose',
+    `'${value}' is not one of ${valid.map((p) => `'${p}'`).join(', ')} - 'purpose'`),
+  invalidMultipart: (message: string, cause?: unknown) => new ApiError(400, INVALID, 'invalid_multipart', null, message, { cause }),
+  unsupportedMediaType: (contentType: string | undefined) => new ApiError(415, INVALID, 'unsupported_media_type', null,
+    `Content-Type ${contentType === undefined ? '(none)' : JSON.stringify(contentType)} is not supported here; send multipart/form-data with the fields "file" and "purpose".`),
+  fileTooLarge: (limit: number, purpose: string | undefined) => new ApiError(413, INVALID, 'file_too_large', 'file',
+    `File is too large: the limit${purpose === undefined ? '' : ` for purpose '${purpose}'`} is ${limit} bytes (${mib(limit)}).`),
+  invalidBatchFile: (message: string, errors: BatchError[], count: number) => new ApiError(400, INVALID, 'invalid_batch_file', 'file',
+    message, { lineErrors: { errors, count } }),
+  storageUnavailable: (cause?: unknown) => new ApiError(503, 'server_error', 'storage_unavailable', null,
+    'The file storage is unavailable; nothing was stored. Try again later.', { cause }),
+  storageFull: (cause?: unknown) => new ApiError(507, 'server_error', 'insufficient_storage', null,
+    'The file storage is full; nothing was stored.', { cause }),
+  internal: (cause?: unknown) => new ApiError(500, 'server_error', 'internal_error', null,
+    'The server had an error while processing your request.', { cause })
+} as const

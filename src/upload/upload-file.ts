@@ -1,0 +1,222 @@
+import { createHash } from 'node:crypto'
+import { once } from 'node:events'
+import { PassThrough, type Readable } from 'node:stream'
+import type { BatchError } from '../../schemas/batch-error.js'
+import { UPLOAD_PURPOSES, type Purpose } from '../../schemas/files.js'
+import { ApiError, ERRORS } from '../errors.js'
+import { BatchValidator, summarizeBatchErrors, validateBatchFilename, type BatchValidatorOptions } from '../jsonl/batch-validator.js'
+import type { FileRecord, FileStore } from '../metadata/file-store.js'
+import { StorageFullError, type BlobStore } from '../storage/blob-store.js'
+import { objectKeyFor } from '../ids.js'
+import { sanitizeFilename } from './filename.js'
+
+/** A multipart part as @fastify/multipart yields it (only what the pipeline reads). */
+export type UploadPart =
+  | { type: 'field', fieldname: string, value: unknown, valueTruncated?: boolean }
+  | { type: 'file', fieldname: string, filename: string | undefined, mimetype: string, file: Readable & { truncated?: boolean } }
+
+export interface UploadLimits {
+  maxFileBytes: number
+  batchMaxFileBytes: number
+}
+
+export interface UploadDeps {
+  blobStore: BlobStore
+  fileStore: FileStore
+  limits: UploadLimits
+  validator: BatchValidatorOptions
+  newFileId: () => string
+  /** Milliseconds since the epoch; injectable so expiry can be tested with a controlled clock. */
+  now: () => number
+}
+
+export interface UploadContext {
+  project: string
+  /** Aborts the upload (the client went away, the server is shutting down). */
+  signal?: AbortSignal
+}
+
+function isPurpose (value: string): value is Purpose {
+  return (UPLOAD_PURPOSES as readonly string[]).includes(value)
+}
+
+function limitFor (purpose: Purpose | undefined, limits: UploadLimits): number {
+  // While the purpose is unknown (the openai SDK and curl send `file` first) only the
+  // larger limit can be enforced; the batch limit is checked again once it is known.
+  if (purpose === 'batch') return limits.batchMaxFileBytes
+  return limits.maxFileBytes
+}
+
+/** Errors from the storage side become 503/507; ours pass through. */
+function storageError (error: unknown): ApiError {
+  if (error instanceof ApiError) return error
+  if (error instanceof StorageFullError) return ERRORS.storageFull(error)
+  return ERRORS.storageUnavailable(error)
+}
+
+/** Errors from reading the request (busboy, a closed socket) are the client's. */
+function requestError (error: unknown): ApiError {
+  if (error instanceof ApiError) return error
+  const fastifyCode = (error as { code?: string }).code
+  if (fastifyCode === 'FST_FILES_LIMIT') return ERRORS.invalidMultipart('Send exactly one file, in the field "file".', error)
+  if (fastifyCode === 'FST_FIELDS_LIMIT' || fastifyCode === 'FST_PARTS_LIMIT') {
+    return ERRORS.invalidMultipart('Too many form fields; send "file", "purpose" and optionally "expires_after".', error)
+  }
+  if (fastifyCode === 'FST_INVALID_MULTIPART_CONTENT_TYPE') return ERRORS.unsupportedMediaType(undefined)
+  const message = error instanceof Error ? error.message : String(error)
+  return ERRORS.invalidMultipart(`Malformed multipart/form-data body: ${message}.`, error)
+}
+
+/**
+ * One write into the store's input, honouring backpressure. `storeFailed` rejects as
+ * soon as the store gives up, so a failed store cannot leave us waiting for 'drain'.
+ */
+async function writeToStore (body: PassThrough, chunk: Buffer, storeFailed: Promise<never>): Promise<void> {
+  if (!body.write(chunk)) await Promise.race([once(body, 'drain'), storeFailed])
+}
+
+interface PendingPut {
+  body: PassThrough
+  done: Promise<{ bytes: number }>
+  failed: Promise<never>
+  abort: AbortController
+}
+
+function startPut (store: BlobStore, key: string, signal: AbortSignal | undefined): PendingPut {
+  const abort = new AbortController()
+  signal?.addEventListener('abort', () => abort.abort(signal.reason), { once: true })
+  const body = new PassThrough({ highWaterMark: 1024 * 1024 })
+  // The store's read starts before any write into `body`, or backpressure deadlocks.
+  const done = store.put(key, body, { signal: abort.signal })
+  const failed = done.then(() => { throw new Error('the store finished before the upload ended') })
+  failed.catch(() => {})
+  done.catch(() => {})
+  return { body, done, failed, abort }
+}
+
+/** Abandons a put: nothing of it may remain (the driver's contract). */
+async function cancelPut (put: PendingPut, reason: unknown): Promise<void> {
+  put.abort.abort(reason)
+  put.body.destroy()
+  await put.done.catch(() => {})
+}
+
+/**
+ * The upload, in one streaming pass: multipart file part → size limits → line splitter
+ * and validator → storage, then commit the metadata row. Form fields may come in any
+ * order. A file becomes visible only when the whole request was valid and stored; any
+ * failure abandons the put (no object, temp file or multipart upload remains) and no
+ * row is written. See issue #2, items 7–10.
+ */
+export async function uploadFile (parts: AsyncIterable<UploadPart>, context: UploadContext, deps: UploadDeps): Promise<FileRecord> {
+  let purpose: Purpose | undefined
+  let put: PendingPut | undefined
+  let file: { id: string, key: string, filename: string, bytes: number, sha256: string, validation?: ReturnType<BatchValidator['end']>, filenameError: BatchError | null } | undefined
+  try {
+    try {
+      for await (const part of parts) {
+        if (part.type === 'field') {
+          if (part.fieldname === 'purpose') purpose = parsePurpose(part.value)
+          else if (part.fieldname === 'file') throw ERRORS.invalidParameter('file', 'The "file" field must be a file upload (multipart part with a filename), not a text field.')
+          // Other fields are ignored, as OpenAI ignores fields it does not know.
+          continue
+        }
+        if (part.fieldname !== 'file') throw ERRORS.invalidParameter(part.fieldname, `Unexpected file field "${part.fieldname}"; send the file in the field "file".`)
+        if (file !== undefined) throw ERRORS.invalidMultipart('Send exactly one file, in the field "file".')
+        const filename = sanitizeFilename(part.filename)
+        const filenameError = validateBatchFilename(filename)
+        if (purpose === 'batch' && filenameError !== null) throw ERRORS.invalidBatchFile(filenameError.message, [filenameError], 1)
+        const id = deps.newFileId()
+        const key = objectKeyFor(context.project, id)
+        put = startPut(deps.blobStore, key, context.signal)
+        file = { id, key, filename, filenameError, ...await streamFile(part.file, put, purpose, filenameError === null, deps) }
+      }
+    } catch (error) {
+      throw requestError(error)
+    }
+    if (file === undefined || put === undefined) throw ERRORS.missingParameter('file', 'Missing the "file" part: send the file as multipart field "file".')
+    if (purpose === undefined) throw ERRORS.missingParameter('purpose', `Missing "purpose": one of ${UPLOAD_PURPOSES.join(', ')}.`)
+    let warnings: BatchError[] = []
+    if (purpose === 'batch') {
+      if (file.bytes > deps.limits.batchMaxFileBytes) throw ERRORS.fileTooLarge(deps.limits.batchMaxFileBytes, purpose)
+      if (file.filenameError !== null) throw ERRORS.invalidBatchFile(file.filenameError.message, [file.filenameError], 1)
+      const result = file.validation
+      if (result === undefined) throw ERRORS.internal(new Error('batch file was not validated'))
+      if (!result.valid) throw ERRORS.invalidBatchFile(summarizeBatchErrors(result), result.errors, result.errorCount)
+      warnings = result.warnings
+    }
+    put.body.end()
+    let stored: { bytes: number }
+    try {
+      stored = await put.done
+    } catch (error) {
+      throw storageError(error)
+    }
+    if (stored.bytes !== file.bytes) {
+      throw ERRORS.internal(new Error(`store reported ${stored.bytes} bytes for ${file.bytes} received`))
+    }
+    const record: FileRecord = {
+      id: file.id,
+      project: context.project,
+      filename: file.filename,
+      purpose,
+      bytes: file.bytes,
+      createdAt: Math.floor(deps.now() / 1000),
+      expiresAt: null,
+      requestCount: purpose === 'batch' ? (file.validation?.requests ?? null) : null,
+      sha256: file.sha256,
+      storageKey: file.key,
+      warnings
+    }
+    try {
+      await deps.fileStore.insert(record)
+    } catch (error) {
+      // The object is complete but has no row: remove it, so nothing half-done remains.
+      await deps.blobStore.delete(file.key).catch(() => {})
+      throw ERRORS.internal(error)
+    }
+    return record
+  } catch (error) {
+    if (put !== undefined) await cancelPut(put, error)
+    throw error
+  }
+}
+
+function parsePurpose (value: unknown): Purpose {
+  const text = typeof value === 'string' ? value.trim() : ''
+  if (text === '') throw ERRORS.missingParameter('purpose', `Missing "purpose": one of ${UPLOAD_PURPOSES.join(', ')}.`)
+  if (!isPurpose(text)) throw ERRORS.invalidPurpose(text, UPLOAD_PURPOSES)
+  return text
+}
+
+/**
+ * Reads the file part to its end: counts and hashes every byte, enforces the size
+ * limit, feeds the validator (unless the purpose is known not to be batch) and writes
+ * into the store until the file is known to be refused. A batch file with a bad line
+ * stops being stored at once but is read to the end, so one answer names every line.
+ */
+async function streamFile (source: Readable & { truncated?: boolean }, put: PendingPut, purpose: Purpose | undefined,
+  validatable: boolean, deps: UploadDeps): Promise<{ bytes: number, sha256: string, validation?: ReturnType<BatchValidator['end']> }> {
+  const limit = limitFor(purpose, deps.limits)
+  const validator = (purpose === undefined || purpose === 'batch') && validatable ? new BatchValidator(deps.validator) : undefined
+  const hash = createHash('sha256')
+  let bytes = 0
+  let storing = true
+  for await (const chunk of source as AsyncIterable<Buffer>) {
+    bytes += chunk.length
+    if (bytes > limit) throw ERRORS.fileTooLarge(limit, purpose)
+    hash.update(chunk)
+    if (validator !== undefined) {
+      validator.write(chunk)
+      if (storing && purpose === 'batch' && validator.errorCount > 0) {
+        storing = false
+        put.abort.abort(new Error('batch file is invalid'))
+      }
+    }
+    if (storing) await writeToStore(put.body, chunk, put.failed).catch((error: unknown) => { throw storageError(error) })
+  }
+  // @fastify/multipart truncates silently at limits.fileSize; never store a cut file.
+  if (source.truncated === true) throw ERRORS.fileTooLarge(limit, purpose)
+  const validation = validator?.end()
+  return validation === undefined ? { bytes, sha256: hash.digest('hex') } : { bytes, sha256: hash.digest('hex'), validation }
+}

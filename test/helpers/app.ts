@@ -1,0 +1,60 @@
+import { readdir, stat } from 'node:fs/promises'
+import path from 'node:path'
+import type { FastifyInstance } from 'fastify'
+import type { Test } from 'tap'
+import { createApiKeyTable } from '../../src/api-keys.js'
+import { buildApp, type BuildAppOptions } from '../../src/app.js'
+import { loadConfig } from '../../src/config.js'
+
+export const KEY_A = 'sk-test-project-a-0123456789'
+export const KEY_B = 'sk-test-project-b-0123456789'
+
+export interface TestServer {
+  app: FastifyInstance
+  /** `http://127.0.0.1:PORT` of the listening server. */
+  url: string
+  dataDir: string
+  config: BuildAppOptions['config']
+}
+
+/**
+ * Builds the app through the production `buildApp` and the production config loader,
+ * on a temporary DATA_DIR (real fs storage, real SQLite), listening on a real socket.
+ * Closed in teardown.
+ */
+export async function startServer (t: Test, env: Record<string, string> = {}, extra: Partial<BuildAppOptions> = {}): Promise<TestServer> {
+  const dataDir = t.testdir({})
+  const config = loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'silent', ...env })
+  const keys = createApiKeyTable([[KEY_A, 'project-a'], [KEY_B, 'project-b']])
+  const app = await buildApp({ config, keys, ...extra })
+  t.teardown(() => app.close())
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const address = app.server.address()
+  if (address === null || typeof address === 'string') throw new Error('no TCP address')
+  return { app, url: `http://127.0.0.1:${address.port}`, dataDir, config }
+}
+
+/** Every file under `dir` with its size, as `relative/path:size`, sorted: a snapshot of what storage holds. */
+export async function listTree (dir: string): Promise<string[]> {
+  const out: string[] = []
+  async function walk (current: string): Promise<void> {
+    let entries
+    try {
+      entries = await readdir(current, { withFileTypes: true })
+    } catch {
+      return
+    }
+    for (const entry of entries) {
+      const full = path.join(current, entry.name)
+      if (entry.isDirectory()) await walk(full)
+      else out.push(`${path.relative(dir, full)}:${(await stat(full)).size}`)
+    }
+  }
+  await walk(dir)
+  return out.sort()
+}
+
+/** The blob files stored (temp files included), without the SQLite files. */
+export async function listBlobs (dataDir: string): Promise<string[]> {
+  return listTree(path.join(dataDir, 'blobs'))
+}
