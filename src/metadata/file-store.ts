@@ -53,6 +53,12 @@ export interface FileStore {
   list (query: ListFilesQuery): Promise<ListFilesPage>
   /** Deletes the row; returns the deleted record, or null when there was none. */
   delete (project: string, id: string): Promise<FileRecord | null>
+  /**
+   * Deletes up to `limit` rows whose expiresAt <= now, of any project, and returns them
+   * so their objects can be removed. A row is returned to one caller only, however many
+   * replicas sweep at once.
+   */
+  deleteExpired (now: number, limit: number): Promise<FileRecord[]>
   /** Throws when the database is unreachable (readiness). */
   check (): Promise<void>
   close (): Promise<void>

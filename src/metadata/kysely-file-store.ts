@@ -146,6 +146,26 @@ export function createKyselyFileStore (db: Kysely<Database>, opts: KyselyFileSto
       return row === undefined ? null : rowToRecord(row)
     },
 
+    async deleteExpired (now, limit) {
+      // One statement picks and deletes: each expired row is returned to exactly one
+      // caller, so replicas sweeping together never delete the same file's object twice.
+      // PostgreSQL skips rows another sweeper holds instead of waiting for them.
+      let expired = db
+        .selectFrom('files')
+        .select('id')
+        .where('expires_at', '<=', now)
+        .orderBy('expires_at')
+        .limit(limit)
+      if (opts.dialect === 'postgres') expired = expired.forUpdate().skipLocked()
+      const rows = await db
+        .deleteFrom('files')
+        .where('id', 'in', expired)
+        .where('expires_at', '<=', now)
+        .returningAll()
+        .execute()
+      return rows.map(rowToRecord)
+    },
+
     async check () {
       await sql`select 1`.execute(db)
     },

@@ -261,6 +261,43 @@ export function runFileStoreContract (t: Test, name: string, makeStore: MakeFile
       t.strictSame((await store.list({ project: a, limit: 10, order: 'asc', now: NOW })).files.map((f) => f.id), [other])
     })
 
+    // Expiry times far before NOW, so rows of other subtests sharing a database are never swept here.
+    t.test('deleteExpired removes expired rows of every project, earliest first, each once', async (t) => {
+      const store = await freshStore(t)
+      const [a, b] = [project('a'), project('b')]
+      const ids = makeIds(7, 1)
+      const expiries = [1003, 1000, 1002, 1001, 1004, 5000, null]
+      const records = ids.map((id, i) => makeRecord(id, i % 2 === 0 ? a : b, { expiresAt: expiries[i] ?? null }))
+      for (const record of records) await store.insert(record)
+
+      const first = await store.deleteExpired(1003, 2)
+      t.strictSame(first.map((r) => r.id), [ids[1], ids[3]], 'the two that expired first')
+      t.strictSame(first[0], records[1], 'whole records are returned')
+      const second = await store.deleteExpired(1003, 10)
+      t.strictSame(second.map((r) => r.id).sort(), [ids[0], ids[2]].sort())
+      t.strictSame(await store.deleteExpired(1003, 10), [], 'nothing twice')
+      t.strictSame(await store.get(a, ids[4] as string, 0), records[4], 'not yet expired at 1003: kept')
+      t.strictSame(await store.get(b, ids[5] as string, 0), records[5])
+      t.strictSame(await store.get(a, ids[6] as string, 0), records[6], 'never expires: kept')
+    })
+
+    t.test('concurrent deleteExpired calls return disjoint sets that cover every expired row', async (t) => {
+      const store = await freshStore(t)
+      const p = project('p')
+      const ids = makeIds(40, 3)
+      for (const id of ids) await store.insert(makeRecord(id, p, { expiresAt: 2000 }))
+      const sweeps = await Promise.all([0, 1, 2, 3].map(async () => {
+        const got: string[] = []
+        for (let batch = await store.deleteExpired(2000, 7); batch.length > 0; batch = await store.deleteExpired(2000, 7)) {
+          got.push(...batch.map((r) => r.id))
+        }
+        return got
+      }))
+      const all = sweeps.flat()
+      t.equal(all.length, ids.length, 'no row returned twice')
+      t.strictSame([...all].sort(), [...ids].sort(), 'every row returned once')
+    })
+
     t.test('migrate is harmless when run again', async (t) => {
       const store = await freshStore(t)
       const p = project('p')
