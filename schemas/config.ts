@@ -36,6 +36,12 @@ export const ConfigSchema = Type.Object({
     default: DEFAULT_BATCH_URLS.join(','),
     description: 'Comma-separated endpoints a batch line may target.'
   }),
+  BATCH_EXPIRES_AFTER_SECONDS: Type.Integer({
+    minimum: 0, maximum: 2592000, default: 2592000,
+    description: 'Default lifetime of files with purpose batch (30 days); 0: never expire unless asked.'
+  }),
+  EXPIRY_SWEEP_INTERVAL_MS: Type.Integer({ minimum: 0, default: 60000, description: 'How often expired files are deleted; 0 turns the sweeper off.' }),
+  EXPIRY_SWEEP_BATCH: Type.Integer({ minimum: 1, maximum: 10000, default: 500, description: 'Expired files deleted per database round trip.' }),
   SQLITE_PATH: Type.Optional(Type.String({ minLength: 1, description: 'SQLite database file; default DATA_DIR/files.db.' })),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), {
     default: 'info', description: 'Pino log level.'

@@ -43,3 +43,27 @@ export const UploadBodySchema = Type.Object({
   'expires_after[anchor]': Type.Optional(Type.Literal('created_at', { description: 'Expiration anchor; only `created_at`.' })),
   'expires_after[seconds]': Type.Optional(Type.Integer({ minimum: 3600, maximum: 2592000, description: 'Seconds after the anchor when the file expires.' }))
 }, { description: 'multipart/form-data; fields may come in any order.' })
+
+export const ListFilesQuerySchema = Type.Object({
+  after: Type.Optional(Type.String({ pattern: FILE_ID_PATTERN, description: 'A file id: the page starts after it (in `order`). The file need not exist any more.' })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, default: 10000, description: 'Files per page, 1 to 10,000.' })),
+  order: Type.Optional(Type.Union([Type.Literal('asc'), Type.Literal('desc')], { default: 'desc', description: 'By creation time.' })),
+  purpose: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Only files with this purpose.' }))
+})
+export type ListFilesQuery = Static<typeof ListFilesQuerySchema>
+
+/** OpenAI's `ListFilesResponse`; `first_id`/`last_id` are null on an empty page. */
+export const ListFilesResponseSchema = Type.Object({
+  object: Type.Literal('list'),
+  data: Type.Array(FileObjectSchema),
+  first_id: Type.Union([Type.String(), Type.Null()]),
+  last_id: Type.Union([Type.String(), Type.Null()]),
+  has_more: Type.Boolean({ description: 'Whether another page follows this one.' })
+})
+
+/** OpenAI's `DeleteFileResponse`. */
+export const DeleteFileResponseSchema = Type.Object({
+  id: Type.String(),
+  object: Type.Literal('file'),
+  deleted: Type.Literal(true)
+})

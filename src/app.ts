@@ -1,15 +1,16 @@
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
-import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Config } from '../schemas/config.js'
 import authPlugin from '../plugins/auth.js'
 import errorsPlugin from '../plugins/errors.js'
 import metadataPlugin from '../plugins/metadata.js'
 import openApiPlugin from '../plugins/openapi.js'
+import securityHeadersPlugin from '../plugins/security-headers.js'
 import storagePlugin from '../plugins/storage.js'
+import sweeperPlugin from '../plugins/sweeper.js'
 import type { ApiKeyTable } from './api-keys.js'
-import { allowedBatchUrls } from './config.js'
+import { batchValidatorOptions } from './config.js'
 import { createFileIdFactory } from './ids.js'
 import type { FileStore } from './metadata/file-store.js'
 import { createSqliteFileStore } from './metadata/sqlite-file-store.js'
@@ -62,10 +63,12 @@ export function fastifyOptions (config: Config, logger: FastifyServerOptions['lo
 export async function buildApp (options: BuildAppOptions): Promise<FastifyInstance> {
   const { config } = options
   const now = options.now ?? Date.now
+  // Validation stays with Fastify's ajv (the TypeBox schemas are plain JSON Schema):
+  // TypeBox's own compiler converts query strings lossily (`limit=1.5` became 1).
   const app = Fastify(fastifyOptions(config, options.logger))
-  app.setValidatorCompiler(TypeBoxValidatorCompiler)
 
   await app.register(errorsPlugin)
+  await app.register(securityHeadersPlugin)
   await app.register(authPlugin, { keys: options.keys })
   await app.register(storagePlugin, {
     store: options.blobStore,
@@ -91,15 +94,12 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
 
   const upload = {
     limits: { maxFileBytes: config.MAX_FILE_BYTES, batchMaxFileBytes: config.BATCH_MAX_FILE_BYTES },
-    validator: {
-      maxRequests: config.BATCH_MAX_REQUESTS,
-      maxLineBytes: config.BATCH_MAX_LINE_BYTES,
-      allowedUrls: allowedBatchUrls(config),
-      modelPolicy: config.BATCH_MODEL_POLICY
-    },
+    validator: batchValidatorOptions(config),
+    batchExpiresAfterSeconds: config.BATCH_EXPIRES_AFTER_SECONDS,
     newFileId: createFileIdFactory(now),
     now
   }
+  await app.register(sweeperPlugin, { intervalMs: config.EXPIRY_SWEEP_INTERVAL_MS, batchSize: config.EXPIRY_SWEEP_BATCH, now })
   await app.register(healthRoutes)
   await app.register(filesRoutes, { prefix: '/v1', envelope: false, upload })
   await app.register(filesRoutes, { prefix: '/api/v1', envelope: true, upload })

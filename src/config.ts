@@ -1,5 +1,6 @@
 import { Value } from 'typebox/value'
 import { ConfigSchema, type Config } from '../schemas/config.js'
+import type { BatchValidatorOptions } from './jsonl/batch-validator.js'
 
 export class ConfigError extends Error {
   constructor (message: string) {
@@ -67,4 +68,17 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
 
 export function allowedBatchUrls (config: Config): string[] {
   return config.BATCH_ALLOWED_URLS.split(',').map((url) => url.trim()).filter((url) => url !== '')
+}
+
+/**
+ * The validator settings, built in one place: the upload pipeline and the CLI
+ * (`files-api validate`) must give the same verdicts for the same environment.
+ */
+export function batchValidatorOptions (config: Config): BatchValidatorOptions {
+  return {
+    maxRequests: config.BATCH_MAX_REQUESTS,
+    maxLineBytes: config.BATCH_MAX_LINE_BYTES,
+    allowedUrls: allowedBatchUrls(config),
+    modelPolicy: config.BATCH_MODEL_POLICY
+  }
 }

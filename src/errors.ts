@@ -1,5 +1,6 @@
 import type { BatchError } from '../schemas/batch-error.js'
 import type { ErrorObject } from '../schemas/errors.js'
+import { BlobNotFoundError } from './storage/blob-store.js'
 
 /**
  * The one error type of the service. It carries the HTTP status and OpenAI's error
@@ -58,6 +59,11 @@ export const ERRORS = {
     `File is too large: the limit${purpose === undefined ? '' : ` for purpose '${purpose}'`} is ${limit} bytes (${mib(limit)}).`),
   invalidBatchFile: (message: string, errors: BatchError[], count: number) => new ApiError(400, INVALID, 'invalid_batch_file', 'file',
     message, { lineErrors: { errors, count } }),
+  rangeNotSatisfiable: (size: number) => new ApiError(416, INVALID, 'range_not_satisfiable', 'range',
+    `The requested range is not satisfiable; the file has ${size} bytes.`),
+  contentUnavailable: (id: string, cause: unknown) => (cause instanceof BlobNotFoundError
+    ? new ApiError(500, 'server_error', 'content_missing', null, 'The server had an error while processing your request.', { cause: new Error(`object of ${id} is missing`, { cause }) })
+    : ERRORS.storageUnavailable(cause)),
   storageUnavailable: (cause?: unknown) => new ApiError(503, 'server_error', 'storage_unavailable', null,
     'The file storage is unavailable; nothing was stored. Try again later.', { cause }),
   storageFull: (cause?: unknown) => new ApiError(507, 'server_error', 'insufficient_storage', null,

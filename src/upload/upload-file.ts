@@ -25,6 +25,8 @@ export interface UploadDeps {
   fileStore: FileStore
   limits: UploadLimits
   validator: BatchValidatorOptions
+  /** Lifetime of batch files without an explicit expires_after; 0: never. */
+  batchExpiresAfterSeconds: number
   newFileId: () => string
   /** Milliseconds since the epoch; injectable so expiry can be tested with a controlled clock. */
   now: () => number
@@ -110,6 +112,7 @@ async function cancelPut (put: PendingPut, reason: unknown): Promise<void> {
  */
 export async function uploadFile (parts: AsyncIterable<UploadPart>, context: UploadContext, deps: UploadDeps): Promise<FileRecord> {
   let purpose: Purpose | undefined
+  const expiresAfter: ExpiresAfterFields = {}
   let put: PendingPut | undefined
   let file: { id: string, key: string, filename: string, bytes: number, sha256: string, validation?: ReturnType<BatchValidator['end']>, filenameError: BatchError | null } | undefined
   try {
@@ -117,6 +120,8 @@ export async function uploadFile (parts: AsyncIterable<UploadPart>, context: Upl
       for await (const part of parts) {
         if (part.type === 'field') {
           if (part.fieldname === 'purpose') purpose = parsePurpose(part.value)
+          else if (part.fieldname === 'expires_after[anchor]') expiresAfter.anchor = part.value
+          else if (part.fieldname === 'expires_after[seconds]') expiresAfter.seconds = part.value
           else if (part.fieldname === 'file') throw ERRORS.invalidParameter('file', 'The "file" field must be a file upload (multipart part with a filename), not a text field.')
           // Other fields are ignored, as OpenAI ignores fields it does not know.
           continue
@@ -136,6 +141,7 @@ export async function uploadFile (parts: AsyncIterable<UploadPart>, context: Upl
     }
     if (file === undefined || put === undefined) throw ERRORS.missingParameter('file', 'Missing the "file" part: send the file as multipart field "file".')
     if (purpose === undefined) throw ERRORS.missingParameter('purpose', `Missing "purpose": one of ${UPLOAD_PURPOSES.join(', ')}.`)
+    const lifetime = parseExpiresAfter(expiresAfter) ?? (purpose === 'batch' && deps.batchExpiresAfterSeconds > 0 ? deps.batchExpiresAfterSeconds : null)
     let warnings: BatchError[] = []
     if (purpose === 'batch') {
       if (file.bytes > deps.limits.batchMaxFileBytes) throw ERRORS.fileTooLarge(deps.limits.batchMaxFileBytes, purpose)
@@ -155,14 +161,15 @@ export async function uploadFile (parts: AsyncIterable<UploadPart>, context: Upl
     if (stored.bytes !== file.bytes) {
       throw ERRORS.internal(new Error(`store reported ${stored.bytes} bytes for ${file.bytes} received`))
     }
+    const createdAt = Math.floor(deps.now() / 1000)
     const record: FileRecord = {
       id: file.id,
       project: context.project,
       filename: file.filename,
       purpose,
       bytes: file.bytes,
-      createdAt: Math.floor(deps.now() / 1000),
-      expiresAt: null,
+      createdAt,
+      expiresAt: lifetime === null ? null : createdAt + lifetime,
       requestCount: purpose === 'batch' ? (file.validation?.requests ?? null) : null,
       sha256: file.sha256,
       storageKey: file.key,
@@ -180,6 +187,29 @@ export async function uploadFile (parts: AsyncIterable<UploadPart>, context: Upl
     if (put !== undefined) await cancelPut(put, error)
     throw error
   }
+}
+
+interface ExpiresAfterFields { anchor?: unknown, seconds?: unknown }
+
+export const MIN_EXPIRES_AFTER_SECONDS = 3600
+export const MAX_EXPIRES_AFTER_SECONDS = 2592000
+
+/**
+ * OpenAI's `expires_after` (FileExpirationAfter): anchor `created_at` and 3600 to
+ * 2592000 seconds, sent as the multipart fields `expires_after[anchor]` and
+ * `expires_after[seconds]`. Returns the lifetime in seconds, or null when not given.
+ */
+function parseExpiresAfter (fields: ExpiresAfterFields): number | null {
+  if (fields.anchor === undefined && fields.seconds === undefined) return null
+  if (fields.anchor !== 'created_at') {
+    throw ERRORS.invalidParameter('expires_after[anchor]', 'expires_after[anchor] must be \'created_at\' (and is required with expires_after[seconds]).')
+  }
+  const text = typeof fields.seconds === 'string' ? fields.seconds.trim() : ''
+  const seconds = /^\d{1,10}$/.test(text) ? Number(text) : Number.NaN
+  if (!(seconds >= MIN_EXPIRES_AFTER_SECONDS && seconds <= MAX_EXPIRES_AFTER_SECONDS)) {
+    throw ERRORS.invalidParameter('expires_after[seconds]', `expires_after[seconds] must be a whole number from ${MIN_EXPIRES_AFTER_SECONDS} to ${MAX_EXPIRES_AFTER_SECONDS}.`)
+  }
+  return seconds
 }
 
 function parsePurpose (value: unknown): Purpose {

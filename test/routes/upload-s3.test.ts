@@ -1,0 +1,51 @@
+import { createHash } from 'node:crypto'
+import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3'
+import t from 'tap'
+import { KEY_A, startServer } from '../helpers/app.js'
+import { postMultipart, type Part } from '../helpers/multipart.js'
+import { startS3Server } from '../helpers/s3-server.js'
+
+/** The service on STORAGE_DRIVER=s3, configured only through its environment variables. */
+t.test('uploads through the S3 driver: valid files land byte-exact, invalid ones leave the bucket as it was', async (t) => {
+  const s3 = await startS3Server(t)
+  const server = await startServer(t, {
+    STORAGE_DRIVER: 's3',
+    S3_ENDPOINT: s3.endpoint,
+    S3_REGION: s3.region,
+    S3_BUCKET: s3.bucket,
+    S3_ACCESS_KEY_ID: s3.accessKeyId,
+    S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
+    S3_PART_SIZE_BYTES: String(5 * 1024 * 1024)
+  })
+  const client = new S3Client({
+    endpoint: s3.endpoint,
+    region: s3.region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED'
+  })
+  t.teardown(() => client.destroy())
+  const keys = async () => ((await client.send(new ListObjectsV2Command({ Bucket: s3.bucket }))).Contents ?? []).map((o) => `${o.Key ?? ''}:${o.Size ?? 0}`).sort()
+
+  const line = (i: number) => JSON.stringify({ custom_id: `r${i}`, method: 'POST', url: '/v1/embeddings', body: { model: 'e', input: 'y'.repeat(300) } })
+  // Several 5 MiB parts, so the multipart path of the driver is the one exercised.
+  const content = Buffer.from(Array.from({ length: 40000 }, (_, i) => line(i)).join('\n') + '\n')
+  t.ok(content.length > 12 * 1024 * 1024)
+  const parts: Part[] = [{ name: 'file', filename: 'emb.jsonl', content }, { name: 'purpose', value: 'batch' }]
+  const res = await postMultipart(`${server.url}/v1/files`, parts, { key: KEY_A })
+  t.equal(res.status, 200, res.body)
+  const id = res.json().id as string
+  t.same(await keys(), [`files/project-a/${id}:${content.length}`])
+  const object = await client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: `files/project-a/${id}` }))
+  const stored = Buffer.from(await object.Body?.transformToByteArray() ?? [])
+  t.equal(createHash('sha256').update(stored).digest('hex'), createHash('sha256').update(content).digest('hex'), 'the object holds exactly the uploaded bytes')
+
+  const bad = Buffer.concat([content, Buffer.from('{"custom_id": "r1", "method": "POST"}\n')])
+  const refused = await postMultipart(`${server.url}/v1/files`, [{ name: 'file', filename: 'emb.jsonl', content: bad }, { name: 'purpose', value: 'batch' }], { key: KEY_A })
+  t.equal(refused.status, 400)
+  t.same(refused.json().error.errors.map((e: { code: string, line: number }) => [e.code, e.line]), [
+    ['duplicate_custom_id', 40001], ['invalid_url', 40001], ['missing_required_parameter', 40001]
+  ])
+  t.same(await keys(), [`files/project-a/${id}:${content.length}`], 'the refused file left no object')
+})
