@@ -21,7 +21,6 @@ export const FileObjectSchema = Type.Object({
   filename: Type.String(),
   purpose: PurposeSchema,
   status: Type.Literal('processed', { description: 'Deprecated by OpenAI; always `processed` here.' }),
-  status_details: Type.Union([Type.String(), Type.Null()]),
   warnings: Type.Optional(Type.Array(BatchErrorSchema, {
     description: 'Non-fatal findings of batch validation (e.g. `model_mismatch` under BATCH_MODEL_POLICY=warn). Absent when there are none.'
   }))

@@ -17,14 +17,14 @@ Options:
 async function main (argv: string[]): Promise<number> {
   const [command, ...rest] = argv
   if (command === 'validate') return runValidate(rest, { stdout: process.stdout, stderr: process.stderr, env: process.env })
-  let parsed
+  let values: { help?: boolean, version?: boolean }
   try {
-    parsed = parseArgs({ args: argv, options: { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'v' } }, allowPositionals: true })
+    ({ values } = parseArgs({ args: argv, options: { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'v' } }, allowPositionals: true }))
   } catch (error) {
     return usageError(error instanceof Error ? error.message : String(error))
   }
-  if (parsed.values.help === true) process.stdout.write(USAGE)
-  else if (parsed.values.version === true) process.stdout.write(`${packageVersion()}\n`)
+  if (values.help === true) process.stdout.write(USAGE)
+  else if (values.version === true) process.stdout.write(`${packageVersion()}\n`)
   else return usageError(command === undefined ? 'missing a command.' : `unknown command ${JSON.stringify(command)}.`)
   return 0
 }

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util'
 import { batchValidatorOptions, ConfigError, loadConfig } from '../config.js'
-import { checkBatchFile, FileReadError } from './check-file.js'
+import { checkBatchFile, FileReadError, type FileCheck } from './check-file.js'
 import { ProgressLine } from './progress.js'
 import { formatReport, toReport } from './report.js'
 
@@ -95,7 +95,7 @@ export async function runValidate (argv: string[], io: CliIo): Promise<number> {
   if (file === undefined) return usageError(io, 'missing the FILE to check.')
   if (extra.length > 0) return usageError(io, `expected one FILE, got ${positionals.length}.`)
 
-  let check
+  let check: FileCheck
   try {
     // Read at run time, like the server at start-up: never at import time.
     const config = loadConfig(io.env)

@@ -30,8 +30,7 @@ export function toFileObject (record: FileRecord): FileObject {
     expires_at: record.expiresAt,
     filename: record.filename,
     purpose: record.purpose,
-    status: 'processed',
-    status_details: null
+    status: 'processed'
   }
   if (record.warnings.length > 0) object.warnings = record.warnings
   return object

@@ -35,8 +35,7 @@ t.test('a valid batch file is stored and answered in both families', async (t) =
     expires_at: file.created_at + 30 * 24 * 3600,
     filename: 'batch.jsonl',
     purpose: 'batch',
-    status: 'processed',
-    status_details: null
+    status: 'processed'
   })
   t.ok(Math.abs(file.created_at - Date.now() / 1000) < 60, 'created_at is unix seconds')
 
@@ -87,8 +86,7 @@ t.test('the seed curl, byte for byte, gets the seed response shape with the true
       expires_at: body.data.created_at + 2592000,
       filename: 'test_model.jsonl',
       purpose: 'batch',
-      status: 'processed',
-      status_details: null
+      status: 'processed'
     }
   })
 })
