@@ -59,6 +59,10 @@ export interface FileStore {
    * replicas sweep at once.
    */
   deleteExpired (now: number, limit: number): Promise<FileRecord[]>
+  /** Every row of every project, expired or not, in id order after `afterId` (reconciliation). */
+  scan (afterId: string | undefined, limit: number): Promise<FileRecord[]>
+  /** Which of `storageKeys` have a row (of any project, expired or not). */
+  existingKeys (storageKeys: readonly string[]): Promise<Set<string>>
   /** Throws when the database is unreachable (readiness). */
   check (): Promise<void>
   close (): Promise<void>

@@ -166,6 +166,19 @@ export function createKyselyFileStore (db: Kysely<Database>, opts: KyselyFileSto
       return rows.map(rowToRecord)
     },
 
+    async scan (afterId, limit) {
+      let select = db.selectFrom('files').selectAll()
+      if (afterId !== undefined) select = select.where('id', '>', afterId)
+      const rows = await select.orderBy('id').limit(limit).execute()
+      return rows.map(rowToRecord)
+    },
+
+    async existingKeys (storageKeys) {
+      if (storageKeys.length === 0) return new Set()
+      const rows = await db.selectFrom('files').select('storage_key').where('storage_key', 'in', [...storageKeys]).execute()
+      return new Set(rows.map((row) => row.storage_key))
+    },
+
     async check () {
       await sql`select 1`.execute(db)
     },

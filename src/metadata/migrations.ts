@@ -46,6 +46,17 @@ const migrations: Record<string, Migration> = {
         .column('expires_at')
         .execute()
     }
+  },
+  '0002_storage_key_index': {
+    // Reconciliation asks which object keys have a row; each object has one row at most.
+    async up (db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createIndex('files_storage_key_idx')
+        .on('files')
+        .column('storage_key')
+        .unique()
+        .execute()
+    }
   }
 }
 

@@ -298,6 +298,27 @@ export function runFileStoreContract (t: Test, name: string, makeStore: MakeFile
       t.strictSame([...all].sort(), [...ids].sort(), 'every row returned once')
     })
 
+    t.test('scan walks every row of every project in id order; existingKeys finds rows by object key', async (t) => {
+      const store = await freshStore(t)
+      const [a, b] = [project('a'), project('b')]
+      const ids = makeIds(5, 2)
+      const records = ids.map((id, i) => makeRecord(id, i % 2 === 0 ? a : b, { expiresAt: i === 3 ? 1 : null }))
+      for (const record of scrambled(records)) await store.insert(record)
+      // Other subtests may share the database: look only at this subtest's rows.
+      const mine = new Set(ids)
+      const seen: FileRecord[] = []
+      let after: string | undefined
+      for (let page = await store.scan(after, 2); page.length > 0; page = await store.scan(after, 2)) {
+        seen.push(...page.filter((r) => mine.has(r.id)))
+        after = page.at(-1)?.id
+      }
+      t.strictSame(seen, records, 'every row once, expired ones included, in id order')
+      const keys = records.map((r) => r.storageKey)
+      const found = await store.existingKeys([...keys.slice(1, 4), 'files/nobody/file-none'])
+      t.strictSame([...found].sort(), keys.slice(1, 4).sort())
+      t.strictSame(await store.existingKeys([]), new Set())
+    })
+
     t.test('migrate is harmless when run again', async (t) => {
       const store = await freshStore(t)
       const p = project('p')

@@ -66,9 +66,10 @@ t.test('sqlite: schema, WAL and persistence on disk', async (t) => {
   t.strictSame(indexes, [
     { name: 'files_expires_at_idx', columns: 'expires_at' },
     { name: 'files_project_id_idx', columns: 'project,id' },
-    { name: 'files_project_purpose_id_idx', columns: 'project,purpose,id' }
+    { name: 'files_project_purpose_id_idx', columns: 'project,purpose,id' },
+    { name: 'files_storage_key_idx', columns: 'storage_key' }
   ])
-  t.strictSame(raw.prepare('select name from files_api_migration').all(), [{ name: '0001_files' }])
+  t.strictSame(raw.prepare('select name from files_api_migration order by name').all(), [{ name: '0001_files' }, { name: '0002_storage_key_index' }])
 
   const reopened = await createSqliteFileStore({ filename })
   t.teardown(() => reopened.close())
