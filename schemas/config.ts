@@ -42,6 +42,14 @@ export const ConfigSchema = Type.Object({
   }),
   EXPIRY_SWEEP_INTERVAL_MS: Type.Integer({ minimum: 0, default: 60000, description: 'How often expired files are deleted; 0 turns the sweeper off.' }),
   EXPIRY_SWEEP_BATCH: Type.Integer({ minimum: 1, maximum: 10000, default: 500, description: 'Expired files deleted per database round trip.' }),
+  RECONCILE_INTERVAL_MS: Type.Integer({
+    minimum: 0, default: 3600000,
+    description: 'How often orphan objects and dangling rows are repaired (also once at start-up); 0 turns it off.'
+  }),
+  RECONCILE_GRACE_MS: Type.Integer({
+    minimum: 0, default: 3600000,
+    description: 'Only objects, rows and unfinished uploads older than this are repaired, so uploads in flight are never touched.'
+  }),
   SQLITE_PATH: Type.Optional(Type.String({ minLength: 1, description: 'SQLite database file; default DATA_DIR/files.db.' })),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), {
     default: 'info', description: 'Pino log level.'

@@ -6,6 +6,7 @@ import authPlugin from '../plugins/auth.js'
 import errorsPlugin from '../plugins/errors.js'
 import metadataPlugin from '../plugins/metadata.js'
 import openApiPlugin from '../plugins/openapi.js'
+import reconcilerPlugin from '../plugins/reconciler.js'
 import securityHeadersPlugin from '../plugins/security-headers.js'
 import storagePlugin from '../plugins/storage.js'
 import sweeperPlugin from '../plugins/sweeper.js'
@@ -100,6 +101,7 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
     now
   }
   await app.register(sweeperPlugin, { intervalMs: config.EXPIRY_SWEEP_INTERVAL_MS, batchSize: config.EXPIRY_SWEEP_BATCH, now })
+  await app.register(reconcilerPlugin, { intervalMs: config.RECONCILE_INTERVAL_MS, graceMs: config.RECONCILE_GRACE_MS, now })
   await app.register(healthRoutes)
   await app.register(filesRoutes, { prefix: '/v1', envelope: false, upload })
   await app.register(filesRoutes, { prefix: '/api/v1', envelope: true, upload })

@@ -22,6 +22,12 @@ export interface BlobStore {
   delete (key: string): Promise<void>
   /** Lists objects under `prefix`, for reconciliation. */
   list (prefix?: string): AsyncIterable<BlobInfo>
+  /**
+   * Removes what crashed writers left behind (fs temp files, unfinished S3 multipart
+   * uploads) started before `olderThan`. Returns how many, or null when the store
+   * cannot list them (s3rver has no ListMultipartUploads).
+   */
+  abortIncomplete (olderThan: Date): Promise<number | null>
   /** Throws when the store is not reachable or not usable (readiness). */
   check (): Promise<void>
   /** Releases connections and handles the driver created itself. */

@@ -35,7 +35,7 @@ export async function createFsBlobStore (opts: FsBlobStoreOptions): Promise<Blob
   const root = path.resolve(opts.root)
   const tmpDir = path.join(root, TEMP_DIR_NAME)
   await mkdir(tmpDir, { recursive: true })
-  await removeStaleTempFiles(tmpDir, opts.tempGraceMs ?? DEFAULT_TEMP_GRACE_MS)
+  await removeStaleTempFiles(tmpDir, new Date(Date.now() - (opts.tempGraceMs ?? DEFAULT_TEMP_GRACE_MS)))
 
   function pathOf (key: string): string {
     assertObjectKey(key)
@@ -168,6 +168,7 @@ export async function createFsBlobStore (opts: FsBlobStoreOptions): Promise<Blob
     head,
     delete: remove,
     list,
+    abortIncomplete: async (olderThan) => removeStaleTempFiles(tmpDir, olderThan),
     check,
     close: async () => {}
   }
@@ -185,17 +186,23 @@ export function toStorageError (err: unknown): unknown {
   return err
 }
 
-async function removeStaleTempFiles (tmpDir: string, graceMs: number): Promise<void> {
-  const cutoff = Date.now() - graceMs
+/** A writer keeps touching its temp file, so an old mtime means nobody is writing it. */
+async function removeStaleTempFiles (tmpDir: string, olderThan: Date): Promise<number> {
+  const cutoff = olderThan.getTime()
+  let removed = 0
   for (const name of await readdir(tmpDir)) {
     const full = path.join(tmpDir, name)
     try {
       const st = await stat(full)
-      if (st.mtimeMs < cutoff) await rm(full, { recursive: true, force: true })
+      if (st.mtimeMs < cutoff) {
+        await rm(full, { recursive: true, force: true })
+        removed++
+      }
     } catch (err) {
       if (!isMissing(err)) throw err
     }
   }
+  return removed
 }
 
 function resolveRange (key: string, size: number, options: GetOptions): ByteRange | undefined {

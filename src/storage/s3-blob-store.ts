@@ -4,6 +4,7 @@ import {
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   S3Client,
   S3ServiceException,
@@ -202,6 +203,32 @@ export function createS3BlobStore (opts: S3BlobStoreOptions): BlobStore {
     } while (token !== undefined)
   }
 
+  // A process killed mid-upload leaves its multipart upload open (and its parts billed).
+  async function abortIncomplete (olderThan: Date): Promise<number | null> {
+    let aborted = 0
+    let keyMarker: string | undefined
+    let uploadIdMarker: string | undefined
+    do {
+      let page
+      try {
+        page = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }))
+      } catch (err) {
+        if (errorName(err) === 'NotImplemented' || httpStatus(err) === 501) return null
+        throw err
+      }
+      for (const upload of page.Uploads ?? []) {
+        if (upload.Key === undefined || upload.UploadId === undefined) continue
+        if (upload.Initiated !== undefined && upload.Initiated >= olderThan) continue
+        await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId }))
+        aborted++
+      }
+      const more = page.IsTruncated === true
+      keyMarker = more ? page.NextKeyMarker : undefined
+      uploadIdMarker = more ? page.NextUploadIdMarker : undefined
+    } while (keyMarker !== undefined)
+    return aborted
+  }
+
   async function check (): Promise<void> {
     try {
       await client.send(new HeadBucketCommand({ Bucket: bucket }))
@@ -234,6 +261,7 @@ export function createS3BlobStore (opts: S3BlobStoreOptions): BlobStore {
     head,
     delete: remove,
     list,
+    abortIncomplete,
     check,
     close: async () => {
       if (ownsClient) client.destroy()
