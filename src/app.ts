@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Config } from '../schemas/config.js'
@@ -13,6 +12,7 @@ import sweeperPlugin from '../plugins/sweeper.js'
 import type { ApiKeyTable } from './api-keys.js'
 import { batchValidatorOptions } from './config.js'
 import { createFileIdFactory } from './ids.js'
+import { packageVersion } from './version.js'
 import type { FileStore } from './metadata/file-store.js'
 import { createSqliteFileStore } from './metadata/sqlite-file-store.js'
 import filesRoutes from './routes/files.js'
@@ -30,17 +30,6 @@ export interface BuildAppOptions {
   now?: () => number
   /** Pino logger options, or false; defaults follow LOG_LEVEL. */
   logger?: FastifyServerOptions['logger']
-}
-
-/** The version in package.json, found from source (src/) and from the build (dist/src/). */
-function readPackageVersion (): string {
-  for (const relative of ['../package.json', '../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(relative, import.meta.url), 'utf8')) as { name?: string, version?: string }
-      if (pkg.name === 'files-api' && pkg.version !== undefined) return pkg.version
-    } catch { /* not at this depth */ }
-  }
-  return '0.0.0'
 }
 
 /** Fastify options shared by production and tests: the very same limits and logging rules. */
@@ -91,7 +80,7 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
     store: options.fileStore,
     create: async () => createSqliteFileStore({ filename: config.SQLITE_PATH ?? path.join(config.DATA_DIR, 'files.db') })
   })
-  await app.register(openApiPlugin, { version: readPackageVersion() })
+  await app.register(openApiPlugin, { version: packageVersion() })
 
   const upload = {
     limits: { maxFileBytes: config.MAX_FILE_BYTES, batchMaxFileBytes: config.BATCH_MAX_FILE_BYTES },

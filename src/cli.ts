@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util'
 import { EXIT_USAGE, runValidate } from './cli/validate.js'
-import { packageVersion } from './cli/version.js'
+import { packageVersion } from './version.js'
 
 const USAGE = `Usage: files-api <command> [options]
 
