@@ -1,6 +1,7 @@
+import { createHash } from 'node:crypto'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import type { ApiKeyTable } from '../src/api-keys.js'
+import { PROJECT_NAME, type ApiKeyTable } from '../src/api-keys.js'
 import { ERRORS } from '../src/errors.js'
 
 declare module 'fastify' {
@@ -11,25 +12,50 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The project of the caller's key; files are scoped to it. */
     project: string
+    /**
+     * Who within the project: a digest of the key (never the key), or `gateway` when the
+     * trusted project header attributed the request. Rate limits count per project and keyId.
+     */
+    keyId: string
   }
 }
 
 export interface AuthPluginOptions {
   keys: ApiKeyTable
+  /**
+   * Gateway mode: a request carrying this header (lower case) belongs to the project it
+   * names, without a key. Only safe when the service is reachable solely through a
+   * gateway that authenticates callers and strips the header from their requests.
+   */
+  trustedProjectHeader?: string
 }
 
 const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i
+export const GATEWAY_KEY_ID = 'gateway'
 
 async function authPlugin (app: FastifyInstance, options: AuthPluginOptions): Promise<void> {
   const { keys } = options
+  const trusted = options.trustedProjectHeader?.toLowerCase()
   app.decorateRequest('project', '')
+  app.decorateRequest('keyId', '')
   app.decorate('authenticate', async (request: FastifyRequest) => {
+    if (trusted !== undefined) {
+      const claimed = request.headers[trusted]
+      if (claimed !== undefined) {
+        // Node joins a repeated header into one string; two projects are never one name.
+        if (typeof claimed !== 'string' || !PROJECT_NAME.test(claimed)) throw ERRORS.invalidProjectHeader(trusted)
+        request.project = claimed
+        request.keyId = GATEWAY_KEY_ID
+        return
+      }
+    }
     const header = request.headers.authorization
     if (header === undefined || header === '') throw ERRORS.missingApiKey()
     const key = BEARER.exec(header)?.[1]
     const project = key === undefined ? undefined : keys.projectOf(key)
-    if (project === undefined) throw ERRORS.invalidApiKey()
+    if (key === undefined || project === undefined) throw ERRORS.invalidApiKey()
     request.project = project
+    request.keyId = createHash('sha256').update(key).digest('base64url')
   })
 }
 

@@ -51,9 +51,34 @@ export const ConfigSchema = Type.Object({
     description: 'Only objects, rows and unfinished uploads older than this are repaired, so uploads in flight are never touched.'
   }),
   SQLITE_PATH: Type.Optional(Type.String({ minLength: 1, description: 'SQLite database file; default DATA_DIR/files.db.' })),
+  // No pattern here: a config error echoes the value, and this one holds a password.
+  // The PostgreSQL store checks the URL itself and names the variable, never its value.
+  DATABASE_URL: Type.Optional(Type.String({
+    minLength: 1,
+    description: 'PostgreSQL connection URL (postgres://user:password@host:port/database); when set, metadata lives in PostgreSQL instead of SQLite. A secret: never logged.'
+  })),
+  DATABASE_POOL_MAX: Type.Integer({ minimum: 1, maximum: 1000, default: 10, description: 'PostgreSQL connections per process (replicas × this must fit max_connections).' }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), {
     default: 'info', description: 'Pino log level.'
-  })
+  }),
+  SHUTDOWN_TIMEOUT_MS: Type.Integer({
+    minimum: 0, default: 30000,
+    description: 'On SIGTERM/SIGINT, how long uploads in flight may still finish; the rest are then abandoned (nothing stored) and answered 503.'
+  }),
+  OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, default: 1000, description: 'Answer 503 while the mean event loop delay exceeds this; 0: no limit.' }),
+  OVERLOAD_MAX_HEAP_USED_BYTES: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0, description: 'Answer 503 while the V8 heap in use exceeds this; 0: no limit.' }),
+  OVERLOAD_MAX_RSS_BYTES: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0, description: 'Answer 503 while the resident set size exceeds this; 0: no limit.' }),
+  OVERLOAD_RETRY_AFTER_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 10, description: 'Retry-After of overload answers.' }),
+  RATE_LIMIT_MAX: Type.Integer({ minimum: 0, default: 0, description: 'Requests per API key (per project in gateway mode) and window, counted per replica; 0: no limit.' }),
+  RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60000, description: 'Rate limit window.' }),
+  PROJECT_MAX_FILES: Type.Integer({ minimum: 0, default: 0, description: 'Most live files per project; 0: unlimited.' }),
+  PROJECT_MAX_BYTES: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0, description: 'Most live bytes per project; 0: unlimited.' }),
+  // No length rule: a config error echoes the value, and this one is a secret.
+  METRICS_TOKEN: Type.Optional(Type.String({ minLength: 1, description: 'When set, GET /metrics requires `Authorization: Bearer <token>`. A secret: never logged.' })),
+  TRUSTED_PROJECT_HEADER: Type.Optional(Type.String({
+    pattern: '^[A-Za-z0-9-]{1,64}$',
+    description: 'Gateway mode: a request carrying this header is attributed to the project it names, without a key. Only behind a gateway that authenticates callers and strips the header.'
+  }))
 }, { additionalProperties: true })
 
 export type Config = Static<typeof ConfigSchema>

@@ -4,7 +4,7 @@ import path from 'node:path'
 import { ConfigError } from './config.js'
 
 /** Project names become part of object keys, so they are restricted to a safe alphabet. */
-const PROJECT_NAME = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,64}$/
+export const PROJECT_NAME = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,64}$/
 const MIN_KEY_LENGTH = 16
 
 export interface ApiKeyTable {

@@ -1,11 +1,15 @@
-import path from 'node:path'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Config } from '../schemas/config.js'
 import authPlugin from '../plugins/auth.js'
 import errorsPlugin from '../plugins/errors.js'
+import gracefulShutdownPlugin from '../plugins/graceful-shutdown.js'
 import metadataPlugin from '../plugins/metadata.js'
+import metricsPlugin from '../plugins/metrics.js'
 import openApiPlugin from '../plugins/openapi.js'
+import overloadPlugin from '../plugins/overload.js'
+import rateLimitPlugin from '../plugins/rate-limit.js'
 import reconcilerPlugin from '../plugins/reconciler.js'
+import requestIdPlugin, { requestIdFor } from '../plugins/request-id.js'
 import securityHeadersPlugin from '../plugins/security-headers.js'
 import storagePlugin from '../plugins/storage.js'
 import sweeperPlugin from '../plugins/sweeper.js'
@@ -14,11 +18,14 @@ import { batchValidatorOptions } from './config.js'
 import { createFileIdFactory } from './ids.js'
 import { packageVersion } from './version.js'
 import type { FileStore } from './metadata/file-store.js'
-import { createSqliteFileStore } from './metadata/sqlite-file-store.js'
+import { createFileStore } from './metadata/create-file-store.js'
 import filesRoutes from './routes/files.js'
 import healthRoutes from './routes/health.js'
+import metricsRoutes from './routes/metrics.js'
 import type { BlobStore } from './storage/blob-store.js'
 import { createBlobStore } from './storage/create-blob-store.js'
+import { observeBlobStore, type StorageOperation } from './storage/observed-blob-store.js'
+import { createQuotaGuard } from './upload/quota.js'
 
 export interface BuildAppOptions {
   config: Config
@@ -28,21 +35,36 @@ export interface BuildAppOptions {
   fileStore?: FileStore
   /** Clock in milliseconds (tests control expiry with it). */
   now?: () => number
-  /** Pino logger options, or false; defaults follow LOG_LEVEL. */
+  /** Pino logger options (tests hand in a stream), or false; the level defaults to LOG_LEVEL, the redaction always applies. */
   logger?: FastifyServerOptions['logger']
 }
+
+// Keys travel in Authorization (API keys, METRICS_TOKEN); they must never reach a log line.
+// '*.headers.authorization': @fastify/multipart logs its busboy options, request headers
+// included, at trace level.
+const REDACT = {
+  paths: ['req.headers.authorization', 'headers.authorization', '*.authorization', '*.headers.authorization'],
+  censor: '[redacted]'
+}
+
+function loggerOptions (config: Config, logger: FastifyServerOptions['logger']): FastifyServerOptions['logger'] {
+  if (logger === false) return false
+  const base = { level: config.LOG_LEVEL, redact: REDACT }
+  if (logger === undefined || logger === true) return base
+  return { ...base, ...logger, redact: REDACT }
+}
+
+/** Routes that answer even under overload: probes and scrapes must report, not be shed. */
+const OPERATIONS_ROUTES = ['/health', '/ready', '/metrics']
 
 /** Fastify options shared by production and tests: the very same limits and logging rules. */
 export function fastifyOptions (config: Config, logger: FastifyServerOptions['logger']): FastifyServerOptions {
   return {
-    logger: logger ?? {
-      level: config.LOG_LEVEL,
-      // Keys travel in Authorization; they must never reach a log line.
-      redact: { paths: ['req.headers.authorization', 'headers.authorization', '*.authorization'], censor: '[redacted]' }
-    },
-    // Request ids correlate log lines; an incoming x-request-id (from the gateway) wins.
-    requestIdHeader: 'x-request-id',
-    genReqId: () => crypto.randomUUID(),
+    logger: loggerOptions(config, logger),
+    // Request ids correlate log lines; a sane incoming x-request-id (from the gateway)
+    // wins. Read by genReqId, not requestIdHeader, which would take any value unchecked.
+    requestIdHeader: false,
+    genReqId: requestIdFor,
     // JSON bodies are small here (uploads are multipart, streamed past this limit).
     bodyLimit: 1024 * 1024,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 }
@@ -57,12 +79,24 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
   // TypeBox's own compiler converts query strings lossily (`limit=1.5` became 1).
   const app = Fastify(fastifyOptions(config, options.logger))
 
+  await app.register(requestIdPlugin)
   await app.register(errorsPlugin)
+  await app.register(metricsPlugin)
+  await app.register(overloadPlugin, {
+    maxEventLoopDelayMs: config.OVERLOAD_MAX_EVENT_LOOP_DELAY_MS,
+    maxHeapUsedBytes: config.OVERLOAD_MAX_HEAP_USED_BYTES,
+    maxRssBytes: config.OVERLOAD_MAX_RSS_BYTES,
+    retryAfterSeconds: config.OVERLOAD_RETRY_AFTER_SECONDS,
+    exemptRoutes: OPERATIONS_ROUTES
+  })
   await app.register(securityHeadersPlugin)
-  await app.register(authPlugin, { keys: options.keys })
+  await app.register(authPlugin, { keys: options.keys, ...(config.TRUSTED_PROJECT_HEADER === undefined ? {} : { trustedProjectHeader: config.TRUSTED_PROJECT_HEADER }) })
+  await app.register(rateLimitPlugin, { max: config.RATE_LIMIT_MAX, windowMs: config.RATE_LIMIT_WINDOW_MS })
+  await app.register(gracefulShutdownPlugin, { timeoutMs: config.SHUTDOWN_TIMEOUT_MS })
+  const storageFailed = (operation: StorageOperation): void => { app.metrics.recordStorageError(operation) }
   await app.register(storagePlugin, {
-    store: options.blobStore,
-    create: async () => createBlobStore({
+    store: options.blobStore === undefined ? undefined : observeBlobStore(options.blobStore, storageFailed),
+    create: async () => observeBlobStore(await createBlobStore({
       driver: config.STORAGE_DRIVER,
       dataDir: config.DATA_DIR,
       s3: {
@@ -74,11 +108,13 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
         forcePathStyle: config.S3_FORCE_PATH_STYLE,
         partSizeBytes: config.S3_PART_SIZE_BYTES
       }
-    })
+    }), storageFailed)
   })
   await app.register(metadataPlugin, {
     store: options.fileStore,
-    create: async () => createSqliteFileStore({ filename: config.SQLITE_PATH ?? path.join(config.DATA_DIR, 'files.db') })
+    create: async () => createFileStore(config, {
+      onPoolError: (err) => { app.log.warn({ err }, 'an idle PostgreSQL connection failed; the pool replaces it') }
+    })
   })
   await app.register(openApiPlugin, { version: packageVersion() })
 
@@ -91,8 +127,10 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
   }
   await app.register(sweeperPlugin, { intervalMs: config.EXPIRY_SWEEP_INTERVAL_MS, batchSize: config.EXPIRY_SWEEP_BATCH, now })
   await app.register(reconcilerPlugin, { intervalMs: config.RECONCILE_INTERVAL_MS, graceMs: config.RECONCILE_GRACE_MS, now })
+  const quota = createQuotaGuard({ maxFiles: config.PROJECT_MAX_FILES, maxBytes: config.PROJECT_MAX_BYTES }, { fileStore: app.fileStore, now })
   await app.register(healthRoutes)
-  await app.register(filesRoutes, { prefix: '/v1', envelope: false, upload })
-  await app.register(filesRoutes, { prefix: '/api/v1', envelope: true, upload })
+  await app.register(metricsRoutes, config.METRICS_TOKEN === undefined ? {} : { token: config.METRICS_TOKEN })
+  await app.register(filesRoutes, { prefix: '/v1', envelope: false, upload, quota })
+  await app.register(filesRoutes, { prefix: '/api/v1', envelope: true, upload, quota })
   return app
 }

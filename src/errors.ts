@@ -68,6 +68,18 @@ export const ERRORS = {
     'The file storage is unavailable; nothing was stored. Try again later.', { cause }),
   storageFull: (cause?: unknown) => new ApiError(507, 'server_error', 'insufficient_storage', null,
     'The file storage is full; nothing was stored.', { cause }),
+  /** 403, not 429: retrying cannot help (the openai SDK retries 429 and 5xx, not 403) until files are deleted. */
+  quotaExceeded: (detail: string) => new ApiError(403, INVALID, 'quota_exceeded', null,
+    `Upload file capacity exceeded: ${detail} Delete files to upload more; nothing was stored.`),
+  /** OpenAI's own shape for request-rate limits (type `requests`); retry-after says when. */
+  rateLimited: (max: number, windowMs: number, retryAfterSeconds: number) => new ApiError(429, 'requests', 'rate_limit_exceeded', null,
+    `Rate limit reached for this API key: at most ${max} requests per ${windowMs / 1000} s. Retry in ${retryAfterSeconds} s.`),
+  overloaded: (retryAfterSeconds: number) => new ApiError(503, 'server_error', 'server_overloaded', null,
+    `The server is overloaded; nothing was done. Retry in ${retryAfterSeconds} s.`),
+  shuttingDown: () => new ApiError(503, 'server_error', 'server_shutting_down', null,
+    'The server is shutting down and abandoned this upload; nothing was stored. Try again.'),
+  invalidProjectHeader: (header: string) => new ApiError(400, INVALID, 'invalid_project', header,
+    `The ${header} header must name a project of 1-64 characters of A-Z a-z 0-9 . _ -.`),
   internal: (cause?: unknown) => new ApiError(500, 'server_error', 'internal_error', null,
     'The server had an error while processing your request.', { cause })
 } as const

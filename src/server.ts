@@ -14,7 +14,10 @@ async function main (): Promise<void> {
     app.log.warn({ file: generated.file, created: generated.created },
       'API_KEYS is not set: using the generated key for project "default"; read it from this file (mode 0600)')
   }
-  closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
+  // app.close() stops accepting at once, lets uploads run for SHUTDOWN_TIMEOUT_MS, then
+  // abandons the rest (plugins/graceful-shutdown.ts); the extra 10 s let those answer 503
+  // and the stores close before close-with-grace gives up and exits anyway.
+  closeWithGrace({ delay: config.SHUTDOWN_TIMEOUT_MS + 10_000 }, async ({ signal, err }) => {
     if (err !== undefined) app.log.error({ err }, 'closing after an uncaught error')
     else app.log.info({ signal }, 'closing')
     await app.close()

@@ -63,6 +63,8 @@ export interface FileStore {
   scan (afterId: string | undefined, limit: number): Promise<FileRecord[]>
   /** Which of `storageKeys` have a row (of any project, expired or not). */
   existingKeys (storageKeys: readonly string[]): Promise<Set<string>>
+  /** Live files of `project` at `now` (unix seconds; expired ones excluded) and their total bytes (quotas). */
+  usage (project: string, now: number): Promise<{ files: number, bytes: number }>
   /** Throws when the database is unreachable (readiness). */
   check (): Promise<void>
   close (): Promise<void>

@@ -179,6 +179,21 @@ export function createKyselyFileStore (db: Kysely<Database>, opts: KyselyFileSto
       return new Set(rows.map((row) => row.storage_key))
     },
 
+    async usage (project, now) {
+      // One aggregate: count and sum in the same snapshot. count/sum are strings on
+      // PostgreSQL (bigint and numeric), numbers on SQLite; sum is null without rows.
+      const row = await db
+        .selectFrom('files')
+        .select((eb) => [
+          eb.fn.countAll<number | string>().as('files'),
+          eb.fn.sum<number | string | null>('bytes').as('bytes')
+        ])
+        .where('project', '=', project)
+        .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
+        .executeTakeFirstOrThrow()
+      return { files: toNumber(row.files), bytes: row.bytes === null ? 0 : toNumber(row.bytes) }
+    },
+
     async check () {
       await sql`select 1`.execute(db)
     },

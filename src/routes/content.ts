@@ -65,6 +65,8 @@ export default async function contentRoute (app: FastifyInstance, options: Conte
     const object = await app.blobStore.get(record.storageKey, wanted.kind === 'range' ? { range: wanted.range } : {})
       .catch((error: unknown) => { throw ERRORS.contentUnavailable(record.id, error) })
     reply.header('content-length', object.contentLength)
+    // Counted once the whole body went out; a download cut short is not a download.
+    if (request.method === 'GET') reply.raw.once('finish', () => { app.metrics.recordDownload(object.contentLength) })
     if (wanted.kind === 'range') {
       reply.code(206).header('content-range', `bytes ${wanted.range.start}-${wanted.range.end}/${record.bytes}`)
     }

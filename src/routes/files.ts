@@ -4,6 +4,7 @@ import { DeleteFileResponseSchema, FileIdParamsSchema, FileObjectSchema, ListFil
 import { ERRORS } from '../errors.js'
 import { isFileId } from '../ids.js'
 import type { FileRecord } from '../metadata/file-store.js'
+import type { QuotaGuard } from '../upload/quota.js'
 import type { UploadDeps } from '../upload/upload-file.js'
 import contentRoute from './content.js'
 import { routeFamily, toFileObject } from './family.js'
@@ -13,6 +14,8 @@ export interface FilesRoutesOptions {
   /** true for `/api/v1` (answers wrapped in `{success, code, message, data}`), false for OpenAI's `/v1`. */
   envelope: boolean
   upload: Omit<UploadDeps, 'blobStore' | 'fileStore'>
+  /** Per-project quotas, checked by the upload route. */
+  quota: QuotaGuard
 }
 
 /** The caller's live file, or 404 — the same 404 for a missing, expired or another project's file. */
@@ -32,7 +35,7 @@ export default async function filesRoutes (fastify: FastifyInstance, options: Fi
   const { now } = options.upload
 
   app.addHook('onRequest', app.authenticate)
-  await app.register(uploadRoute, { family, upload: options.upload })
+  await app.register(uploadRoute, { family, upload: options.upload, quota: options.quota })
   await app.register(contentRoute, { family, now })
 
   app.get('/files', {

@@ -2,13 +2,16 @@ import multipart from '@fastify/multipart'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { FastifyInstance } from 'fastify'
 import { FileObjectSchema, UploadBodySchema } from '../../schemas/files.js'
-import { ERRORS } from '../errors.js'
+import { ApiError, ERRORS } from '../errors.js'
+import { refusedUploadOutcome } from '../upload/outcome.js'
+import type { QuotaGuard } from '../upload/quota.js'
 import { uploadFile, type UploadDeps, type UploadPart } from '../upload/upload-file.js'
 import { toFileObject, type RouteFamily } from './family.js'
 
 export interface UploadRouteOptions {
   family: RouteFamily
   upload: Omit<UploadDeps, 'blobStore' | 'fileStore'>
+  quota: QuotaGuard
 }
 
 const MULTIPART_FIELDS = 10
@@ -16,7 +19,7 @@ const MULTIPART_FIELDS = 10
 /** `POST /files`: hands the multipart stream to the upload pipeline. */
 export default async function uploadRoute (fastify: FastifyInstance, options: UploadRouteOptions): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
-  const { family } = options
+  const { family, quota } = options
   const { limits } = options.upload
 
   // Encapsulated here: only the upload route parses multipart, with explicit limits.
@@ -44,7 +47,7 @@ export default async function uploadRoute (fastify: FastifyInstance, options: Up
       consumes: ['multipart/form-data'],
       response: {
         200: family.ok(FileObjectSchema, 'The stored file.'),
-        400: family.error, 401: family.error, 413: family.error, 415: family.error, 503: family.error, 507: family.error
+        400: family.error, 401: family.error, 403: family.error, 413: family.error, 415: family.error, 429: family.error, 503: family.error, 507: family.error
       }
     },
     config: {
@@ -53,13 +56,34 @@ export default async function uploadRoute (fastify: FastifyInstance, options: Up
       swaggerTransform: ({ schema, url }) => ({ schema: { ...schema, body: UploadBodySchema }, url })
     }
   }, async (request) => {
-    if (!request.isMultipart()) throw ERRORS.unsupportedMediaType(request.headers['content-type'])
-    const record = await uploadFile(request.parts() as AsyncIterable<UploadPart>, { project: request.project }, {
-      ...options.upload,
-      blobStore: app.blobStore,
-      fileStore: app.fileStore
-    })
-    request.log.info({ fileId: record.id, bytes: record.bytes, purpose: record.purpose, project: record.project }, 'file stored')
-    return family.reply(toFileObject(record))
+    // One controller per upload: listeners on the app-wide shutdown signal would pile up.
+    const abort = new AbortController()
+    const onShutdown = (): void => { abort.abort(app.shutdownSignal.reason) }
+    app.shutdownSignal.addEventListener('abort', onShutdown, { once: true })
+    if (app.shutdownSignal.aborted) onShutdown()
+    try {
+      if (!request.isMultipart()) throw ERRORS.unsupportedMediaType(request.headers['content-type'])
+      // A project already at its quota is refused before a byte of the body is read.
+      await quota.admit(request.project)
+      const record = await uploadFile(request.parts() as AsyncIterable<UploadPart>, { project: request.project, signal: abort.signal }, {
+        ...options.upload,
+        blobStore: app.blobStore,
+        fileStore: app.fileStore,
+        ...(quota.enabled ? { beforeCommit: async (file) => quota.fits(file.project, file.bytes) } : {})
+      })
+      app.metrics.recordUpload({ outcome: 'stored', purpose: record.purpose, bytes: record.bytes })
+      request.log.info({ fileId: record.id, bytes: record.bytes, purpose: record.purpose, project: record.project }, 'file stored')
+      return family.reply(toFileObject(record))
+    } catch (error) {
+      // The client gone mid-body (its request destroyed unfinished) or the server giving up.
+      const aborted = abort.signal.aborted || (request.raw.destroyed && !request.raw.complete)
+      const outcome = refusedUploadOutcome(error, aborted)
+      app.metrics.recordUpload(error instanceof ApiError && error.lineErrors !== undefined && outcome === 'invalid'
+        ? { outcome, lineErrors: error.lineErrors }
+        : { outcome })
+      throw error
+    } finally {
+      app.shutdownSignal.removeEventListener('abort', onShutdown)
+    }
   })
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
-import { PassThrough, type Readable } from 'node:stream'
+import { PassThrough, addAbortSignal, type Readable } from 'node:stream'
 import type { BatchError } from '../../schemas/batch-error.js'
 import { UPLOAD_PURPOSES, type Purpose } from '../../schemas/files.js'
 import { ApiError, ERRORS } from '../errors.js'
@@ -9,6 +9,7 @@ import type { FileRecord, FileStore } from '../metadata/file-store.js'
 import { StorageFullError, type BlobStore } from '../storage/blob-store.js'
 import { objectKeyFor } from '../ids.js'
 import { sanitizeFilename } from './filename.js'
+import { untilAborted } from './until-aborted.js'
 
 /** A multipart part as @fastify/multipart yields it (only what the pipeline reads). */
 export type UploadPart =
@@ -30,11 +31,19 @@ export interface UploadDeps {
   newFileId: () => string
   /** Milliseconds since the epoch; injectable so expiry can be tested with a controlled clock. */
   now: () => number
+  /**
+   * The last word before the object is completed (quotas): throwing refuses the upload
+   * and abandons the put, so nothing is stored.
+   */
+  beforeCommit?: (file: { project: string, purpose: Purpose, bytes: number }) => Promise<void>
 }
 
 export interface UploadContext {
   project: string
-  /** Aborts the upload (the client went away, the server is shutting down). */
+  /**
+   * Aborts the upload (the client went away, the server is shutting down): stops reading
+   * the request and abandons the put. An ApiError as the abort reason is the answer.
+   */
   signal?: AbortSignal
 }
 
@@ -117,7 +126,7 @@ export async function uploadFile (parts: AsyncIterable<UploadPart>, context: Upl
   let file: { id: string, key: string, filename: string, bytes: number, sha256: string, validation?: ReturnType<BatchValidator['end']>, filenameError: BatchError | null } | undefined
   try {
     try {
-      for await (const part of parts) {
+      for await (const part of untilAborted(parts, context.signal)) {
         if (part.type === 'field') {
           if (part.fieldname === 'purpose') purpose = parsePurpose(part.value)
           else if (part.fieldname === 'expires_after[anchor]') expiresAfter.anchor = part.value
@@ -134,6 +143,8 @@ export async function uploadFile (parts: AsyncIterable<UploadPart>, context: Upl
         const id = deps.newFileId()
         const key = objectKeyFor(context.project, id)
         put = startPut(deps.blobStore, key, context.signal)
+        // A stalled file part must not outlive the abort: destroying it ends its read at once.
+        if (context.signal !== undefined) addAbortSignal(context.signal, part.file)
         file = { id, key, filename, filenameError, ...await streamFile(part.file, put, purpose, filenameError === null, deps) }
       }
     } catch (error) {
@@ -151,6 +162,7 @@ export async function uploadFile (parts: AsyncIterable<UploadPart>, context: Upl
       if (!result.valid) throw ERRORS.invalidBatchFile(summarizeBatchErrors(result), result.errors, result.errorCount)
       warnings = result.warnings
     }
+    if (deps.beforeCommit !== undefined) await deps.beforeCommit({ project: context.project, purpose, bytes: file.bytes })
     put.body.end()
     let stored: { bytes: number }
     try {
@@ -185,8 +197,14 @@ export async function uploadFile (parts: AsyncIterable<UploadPart>, context: Upl
     return record
   } catch (error) {
     if (put !== undefined) await cancelPut(put, error)
+    // Whatever broke after an abort (a destroyed stream, a cancelled put) is its consequence.
+    if (context.signal?.aborted === true) throw abortedError(context.signal.reason)
     throw error
   }
+}
+
+function abortedError (reason: unknown): ApiError {
+  return reason instanceof ApiError ? reason : ERRORS.internal(reason)
 }
 
 interface ExpiresAfterFields { anchor?: unknown, seconds?: unknown }
