@@ -44,7 +44,8 @@ export const MIN_PART_SIZE_BYTES = 5 * MIB
 const DEFAULT_PART_SIZE_BYTES = 8 * MIB
 const NOT_FOUND_NAMES = new Set(['NoSuchKey', 'NotFound'])
 const FULL_NAMES = new Set(['EntityTooLarge', 'InsufficientStorage', 'QuotaExceeded'])
-const REFUSED_NAMES = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'Forbidden', 'InvalidToken'])
+// versitygw answers an unknown access key id with 404 XAdminUserNotFound, not AWS's 403.
+const REFUSED_NAMES = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'Forbidden', 'InvalidToken', 'XAdminUserNotFound'])
 
 export function createS3BlobStore (opts: S3BlobStoreOptions): BlobStore {
   const bucket = opts.bucket
@@ -233,7 +234,22 @@ export function createS3BlobStore (opts: S3BlobStoreOptions): BlobStore {
     try {
       await client.send(new HeadBucketCommand({ Bucket: bucket }))
     } catch (err) {
-      throw new Error(describeCheckFailure(err), { cause: err })
+      throw new Error(describeCheckFailure(await explainHeadFailure(err)), { cause: err })
+    }
+  }
+
+  /**
+   * A HEAD answer has no body, so the SDK knows only its status: a 404 may be a missing
+   * bucket or, on versitygw, an unknown access key id. A one-key listing needs the same
+   * permission (s3:ListBucket) and its error names the cause; its error is then used.
+   */
+  async function explainHeadFailure (err: unknown): Promise<unknown> {
+    if (httpStatus(err) !== 404) return err
+    try {
+      await client.send(new ListObjectsV2Command({ Bucket: bucket, MaxKeys: 1 }))
+      return err
+    } catch (named) {
+      return named
     }
   }
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3'
+import { GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3'
 import t from 'tap'
 import { KEY_A, startServer } from '../helpers/app.js'
 import { postMultipart, type Part } from '../helpers/multipart.js'
@@ -48,4 +48,38 @@ t.test('uploads through the S3 driver: valid files land byte-exact, invalid ones
     ['duplicate_custom_id', 40001], ['invalid_url', 40001], ['missing_required_parameter', 40001]
   ])
   t.same(await keys(), [`files/project-a/${id}:${content.length}`], 'the refused file left no object')
+  if (s3.supports.listMultipartUploads) {
+    const unfinished = await client.send(new ListMultipartUploadsCommand({ Bucket: s3.bucket }))
+    t.same(unfinished.Uploads ?? [], [], 'nor an unfinished multipart upload')
+  }
+})
+
+// s3rver (used when S3_TEST_ENDPOINT is unset) gives multipart objects a plain ETag.
+const partsSkip = (process.env.S3_TEST_ENDPOINT ?? '') === '' ? 's3rver gives multipart objects no -<parts> ETag suffix to count parts by' : false
+t.test('with the default S3_PART_SIZE_BYTES a file goes up in 8 MiB parts', { skip: partsSkip }, async (t) => {
+  const s3 = await startS3Server(t)
+  const server = await startServer(t, {
+    STORAGE_DRIVER: 's3',
+    S3_ENDPOINT: s3.endpoint,
+    S3_REGION: s3.region,
+    S3_BUCKET: s3.bucket,
+    S3_ACCESS_KEY_ID: s3.accessKeyId,
+    S3_SECRET_ACCESS_KEY: s3.secretAccessKey
+  })
+  const client = new S3Client({
+    endpoint: s3.endpoint,
+    region: s3.region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey }
+  })
+  t.teardown(() => client.destroy())
+  const line = JSON.stringify({ custom_id: 'r', method: 'POST', url: '/v1/embeddings', body: { model: 'e', input: 'z'.repeat(1000) } })
+  // Just over 16 MiB: three parts at 8 MiB, four at the 5 MiB minimum.
+  const count = Math.ceil((16 * 1024 * 1024 + 1) / (line.length + 1))
+  const content = Buffer.from(Array.from({ length: count }, (_, i) => line.replace('"r"', `"r${i}"`)).join('\n'))
+  const res = await postMultipart(`${server.url}/v1/files`, [{ name: 'purpose', value: 'batch' }, { name: 'file', filename: 'big.jsonl', content }], { key: KEY_A })
+  t.equal(res.status, 200, res.body)
+  const head = await client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: `files/project-a/${res.json().id as string}` }))
+  t.equal(head.ContentLength, content.length)
+  t.match(head.ETag, /-3"?$/, 'completed from 3 parts')
 })

@@ -1,14 +1,16 @@
 import {
   HeadBucketCommand,
   ListMultipartUploadsCommand,
+  ListPartsCommand,
   S3Client,
   S3ServiceException
 } from '@aws-sdk/client-s3'
+import { PassThrough } from 'node:stream'
 import t from 'tap'
 import { StorageFullError } from '../../src/storage/blob-store.js'
 import { createS3BlobStore, toStorageError, type S3BlobStoreOptions } from '../../src/storage/s3-blob-store.js'
 import { startS3Server, type S3TestServer } from '../helpers/s3-server.js'
-import { blobStoreContract, patternStream } from './blob-store-contract.js'
+import { blobStoreContract, patternSlice, patternStream } from './blob-store-contract.js'
 
 const MIB = 1024 * 1024
 
@@ -158,6 +160,52 @@ t.test('multipart puts, seen from the wire', async (t) => {
     t.match(err, { name: 'AbortError' })
     t.same(sent, ['PutObjectCommand', 'DeleteObjectCommand'])
     t.equal(await store.head('wire/late-abort'), null, 'the object S3 took is gone again')
+  })
+})
+
+// S3 allows 10,000 parts per upload: at 8 MiB that is ~78 GiB, far above any file limit,
+// and fewer, larger parts mean fewer requests. Checked on the server's side, not the SDK's.
+t.test('by default parts are 8 MiB, as the server records them', async (t) => {
+  const s3 = await startS3Server(t)
+  const { partSizeBytes: _fiveMiB, ...defaults } = storeOptions(s3)
+  const store = createS3BlobStore(defaults)
+  const client = rawClient(s3)
+  t.teardown(async () => {
+    await store.close()
+    client.destroy()
+  })
+
+  const etagSkip = s3.kind === 'external' ? false : `${s3.kind} gives multipart objects no -<parts> ETag suffix`
+  t.test('a completed 17 MiB object was assembled from 3 parts', { skip: etagSkip }, async (t) => {
+    const put = await store.put('parts/complete', patternStream('parts', 17 * MIB))
+    // A multipart ETag is md5-of-part-md5s followed by -<number of parts>: 8 + 8 + 1 MiB.
+    t.match(put.etag, /-3"?$/)
+  })
+
+  const skip = s3.supports.listMultipartUploads ? false : `${s3.kind} has no ListMultipartUploads/ListParts`
+  t.test('an upload in flight lists a first part of exactly 8 MiB', { skip }, async (t) => {
+    const key = 'parts/in-flight'
+    const body = new PassThrough()
+    const put = store.put(key, body)
+    for (let offset = 0; offset < 8 * MIB + 64 * 1024; offset += 64 * 1024) {
+      if (!body.write(patternSlice('flight', offset, offset + 64 * 1024 - 1))) {
+        await new Promise((resolve) => body.once('drain', resolve))
+      }
+    }
+    let sizes: number[] = []
+    for (let i = 0; i < 200 && sizes.length === 0; i++) {
+      const uploads = await client.send(new ListMultipartUploadsCommand({ Bucket: s3.bucket, Prefix: key }))
+      const uploadId = uploads.Uploads?.[0]?.UploadId
+      if (uploadId !== undefined) {
+        const parts = await client.send(new ListPartsCommand({ Bucket: s3.bucket, Key: key, UploadId: uploadId }))
+        sizes = (parts.Parts ?? []).map((p) => p.Size ?? 0)
+      }
+      if (sizes.length === 0) await new Promise((resolve) => setTimeout(resolve, 25))
+    }
+    t.strictSame(sizes, [8 * MIB], 'one part stored so far, of 8 MiB')
+    body.end()
+    t.equal((await put).bytes, 8 * MIB + 64 * 1024)
+    t.match((await store.head(key))?.etag, /-2"?$/, 'completed from 2 parts')
   })
 })
 
