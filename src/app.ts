@@ -14,7 +14,7 @@ import securityHeadersPlugin from '../plugins/security-headers.js'
 import storagePlugin from '../plugins/storage.js'
 import sweeperPlugin from '../plugins/sweeper.js'
 import type { ApiKeyTable } from './api-keys.js'
-import { batchValidatorOptions } from './config.js'
+import { batchValidatorOptions, blobStoreOptions } from './config.js'
 import { createFileIdFactory } from './ids.js'
 import { packageVersion } from './version.js'
 import type { FileStore } from './metadata/file-store.js'
@@ -96,19 +96,7 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
   const storageFailed = (operation: StorageOperation): void => { app.metrics.recordStorageError(operation) }
   await app.register(storagePlugin, {
     store: options.blobStore === undefined ? undefined : observeBlobStore(options.blobStore, storageFailed),
-    create: async () => observeBlobStore(await createBlobStore({
-      driver: config.STORAGE_DRIVER,
-      dataDir: config.DATA_DIR,
-      s3: {
-        endpoint: config.S3_ENDPOINT,
-        region: config.S3_REGION,
-        bucket: config.S3_BUCKET,
-        accessKeyId: config.S3_ACCESS_KEY_ID,
-        secretAccessKey: config.S3_SECRET_ACCESS_KEY,
-        forcePathStyle: config.S3_FORCE_PATH_STYLE,
-        partSizeBytes: config.S3_PART_SIZE_BYTES
-      }
-    }), storageFailed)
+    create: async () => observeBlobStore(await createBlobStore(blobStoreOptions(config)), storageFailed)
   })
   await app.register(metadataPlugin, {
     store: options.fileStore,

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util'
+import { runReconcile } from './cli/reconcile.js'
 import { EXIT_USAGE, runValidate } from './cli/validate.js'
 import { packageVersion } from './version.js'
 
@@ -8,6 +9,8 @@ const USAGE = `Usage: files-api <command> [options]
 Commands:
   validate FILE.jsonl [--json]  check a Batch input file as the server's upload
                                 would, without uploading it
+  reconcile [--dry-run]         remove orphan objects, dangling rows and
+                                unfinished uploads (what a crash leaves)
 
 Options:
   -h, --help     show this help ('files-api validate --help' for the command)
@@ -16,7 +19,9 @@ Options:
 
 async function main (argv: string[]): Promise<number> {
   const [command, ...rest] = argv
-  if (command === 'validate') return runValidate(rest, { stdout: process.stdout, stderr: process.stderr, env: process.env })
+  const io = { stdout: process.stdout, stderr: process.stderr, env: process.env }
+  if (command === 'validate') return runValidate(rest, io)
+  if (command === 'reconcile') return runReconcile(rest, io)
   let values: { help?: boolean, version?: boolean }
   try {
     ({ values } = parseArgs({ args: argv, options: { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'v' } }, allowPositionals: true }))

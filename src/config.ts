@@ -1,5 +1,6 @@
 import { Value } from 'typebox/value'
 import { ConfigSchema, type Config } from '../schemas/config.js'
+import type { BlobStoreConfig } from './storage/create-blob-store.js'
 import type { BatchValidatorOptions } from './jsonl/batch-validator.js'
 
 export class ConfigError extends Error {
@@ -64,6 +65,23 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('invalid configuration: BATCH_MAX_FILE_BYTES must not exceed MAX_FILE_BYTES')
   }
   return config
+}
+
+/** The storage driver's settings, for the app and the CLI alike. */
+export function blobStoreOptions (config: Config): BlobStoreConfig {
+  return {
+    driver: config.STORAGE_DRIVER,
+    dataDir: config.DATA_DIR,
+    s3: {
+      endpoint: config.S3_ENDPOINT,
+      region: config.S3_REGION,
+      bucket: config.S3_BUCKET,
+      accessKeyId: config.S3_ACCESS_KEY_ID,
+      secretAccessKey: config.S3_SECRET_ACCESS_KEY,
+      forcePathStyle: config.S3_FORCE_PATH_STYLE,
+      partSizeBytes: config.S3_PART_SIZE_BYTES
+    }
+  }
 }
 
 export function allowedBatchUrls (config: Config): string[] {
