@@ -1,7 +1,7 @@
 import { isUtf8 } from 'node:buffer'
 import type { Buffer } from 'node:buffer'
-import { createHash } from 'node:crypto'
 import type { BatchError } from '../../schemas/batch-error.js'
+import { CustomIdSet } from './custom-id-set.js'
 import { LineSplitter } from './line-splitter.js'
 
 /** Endpoints OpenAI's Batch API accepts (https://platform.openai.com/docs/api-reference/batch/create). */
@@ -30,8 +30,6 @@ export interface BatchValidationResult {
 
 // OpenAI: "custom_id ... Must be unique for each request in a batch", at most 512 characters.
 const MAX_CUSTOM_ID_CHARS = 512
-// Longer ids are keyed by their sha256 (44 base64 chars), so 50,000 ids of 512 characters stay small.
-const MAX_PLAIN_ID_KEY = 64
 const DEFAULT_MAX_REPORTED = 100
 const SUMMARY_SHOWN = 5
 const MAX_QUOTED = 60
@@ -64,9 +62,12 @@ export class BatchValidator {
   #urlLine = 0
   #model: string | null = null
   #modelLine = 0
+  // The first model's count lives in a field: nearly every line repeats it, and two Map
+  // lookups per line show in the profile. The Map holds the other models.
+  #modelCount = 0
   readonly #models = new Map<string, number>()
-  readonly #plainIds = new Map<string, number>()
-  readonly #digestIds = new Map<string, number>()
+  // Fingerprints, not the ids: a few bytes per id however long (see custom-id-set.ts).
+  readonly #ids = new CustomIdSet()
   readonly #errors: BatchError[] = []
   #errorCount = 0
   readonly #warnings: BatchError[] = []
@@ -85,7 +86,7 @@ export class BatchValidator {
     this.#maxReported = opts.maxReportedErrors ?? DEFAULT_MAX_REPORTED
     this.#splitter = new LineSplitter({
       maxLineBytes: opts.maxLineBytes,
-      onLine: (line, n) => this.#onLine(line, n),
+      onLineRange: (buf, start, end, n) => this.#onLine(buf, start, end, n),
       onOversizedLine: (n) => this.#onOversizedLine(n)
     })
   }
@@ -108,7 +109,7 @@ export class BatchValidator {
       requests: this.#requests,
       bytes: this.#splitter.bytes,
       url: this.#url,
-      models: Object.fromEntries(this.#models),
+      models: this.#modelCounts(),
       errors: this.#errors,
       errorCount: this.#errorCount,
       warnings: this.#warnings,
@@ -117,20 +118,24 @@ export class BatchValidator {
     return this.#result
   }
 
-  #onLine (line: Buffer, n: number): void {
-    if (isBlank(line)) {
+  #onLine (buf: Buffer, start: number, end: number, n: number): void {
+    if (isBlank(buf, start, end)) {
       if (this.#blankCount === 0) this.#blankStart = n
       this.#blankCount++
       return
     }
     this.#startRequest(n)
-    if (!isUtf8(line)) {
+    // Decoding replaces every invalid UTF-8 sequence with U+FFFD, so a text without one
+    // was valid: the exact (native) check runs only for the rare line that has one, and
+    // V8 answers the search at once for the common one-byte (Latin-1) strings.
+    const text = buf.toString('utf8', start, end)
+    if (text.includes('\uFFFD') && !isUtf8(buf.subarray(start, end))) {
       this.#error('invalid_encoding', n, null, `line ${n}: is not valid UTF-8 text; save the file with UTF-8 encoding.`)
       return
     }
     let request: unknown
     try {
-      request = JSON.parse(line.toString('utf8'))
+      request = JSON.parse(text)
     } catch (err) {
       const reason = truncate(err instanceof Error ? err.message : String(err), 120)
       this.#error('invalid_json_line', n, null, `line ${n}: is not valid JSON (${reason}); write each request as one complete JSON object on a single line.`)
@@ -208,16 +213,14 @@ export class BatchValidator {
         return
       }
     }
-    const plain = id.length <= MAX_PLAIN_ID_KEY
-    const ids = plain ? this.#plainIds : this.#digestIds
-    const key = plain ? id : createHash('sha256').update(id).digest('base64')
-    const first = ids.get(key)
-    if (first === undefined) ids.set(key, n)
-    else this.#error('duplicate_custom_id', n, 'custom_id', `line ${n}: custom_id ${quote(id)} already used on line ${first}; custom_id must be unique within the file.`)
+    const first = this.#ids.firstLineOrAdd(id, n)
+    if (first !== 0) this.#error('duplicate_custom_id', n, 'custom_id', `line ${n}: custom_id ${quote(id)} already used on line ${first}; custom_id must be unique within the file.`)
   }
 
   /** Returns the line's url when it is allowed, so body checks can follow that endpoint. */
   #checkUrl (url: unknown, n: number): string | null {
+    // The first line's url was allowed; nearly every line repeats it, so skip the Set.
+    if (this.#url !== null && url === this.#url) return this.#url
     if (typeof url !== 'string' || !this.#allowedUrls.has(url)) {
       this.#error('invalid_url', n, 'url', isAbsent(url)
         ? `line ${n}: url is missing; use one of ${this.#urlList}.`
@@ -242,15 +245,27 @@ export class BatchValidator {
       this.#error('invalid_parameter', n, 'body.model', `line ${n}: body.model must be a string, got ${describe(model)}.`)
       return
     }
-    this.#models.set(model, (this.#models.get(model) ?? 0) + 1)
+    if (model === this.#model) {
+      this.#modelCount++
+      return
+    }
     if (this.#model === null) {
       this.#model = model
+      this.#modelCount = 1
       this.#modelLine = n
-    } else if (model !== this.#model) {
+    } else {
+      this.#models.set(model, (this.#models.get(model) ?? 0) + 1)
       const message = `line ${n}: body.model ${quote(model)} differs from ${quote(this.#model)} on line ${this.#modelLine}; a batch runs one model.`
       if (this.#rejectModelMismatch) this.#error('model_mismatch', n, 'body.model', message)
       else this.#warning('model_mismatch', n, 'body.model', message)
     }
+  }
+
+  /** Requests per model, the first line's model first (the order the Map used to give). */
+  #modelCounts (): Record<string, number> {
+    // fromEntries, not assignment: a model named "__proto__" must stay an own key.
+    const first: Array<[string, number]> = this.#model === null ? [] : [[this.#model, this.#modelCount]]
+    return Object.fromEntries([...first, ...this.#models])
   }
 
   #checkMessages (messages: unknown, n: number): void {
@@ -310,9 +325,9 @@ function isAbsent (value: unknown): value is null | undefined {
 }
 
 /** Spaces and tabs only: such a line carries no request, like an empty one. */
-function isBlank (line: Buffer): boolean {
-  for (let i = 0; i < line.length; i++) {
-    const b = line[i]
+function isBlank (buf: Buffer, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) {
+    const b = buf[i]
     if (b !== 0x20 && b !== 0x09) return false
   }
   return true

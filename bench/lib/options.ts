@@ -1,0 +1,116 @@
+/**
+ * Command-line options of `npm run bench -- [options]`. The defaults keep the full run
+ * under ~10 minutes on 2 cores; --quick is a 1–2 minute smoke check of every figure.
+ */
+import { parseArgs } from 'node:util'
+
+export const GROUPS = ['validator', 'upload-fs', 'upload-s3', 'memory', 'concurrency', 'metadata', 'content'] as const
+export type Group = typeof GROUPS[number]
+
+export interface BenchOptions {
+  quick: boolean
+  runs: number
+  /** Size of the short- and long-line files for the upload, validator and content figures. */
+  sizeMiB: number
+  /** Upload sizes for the memory figure. */
+  memorySizesMiB: number[]
+  concurrency: number
+  concurrentSizeMiB: number
+  /** Seconds per autocannon measurement. */
+  httpSeconds: number
+  httpConnections: number
+  groups: Group[]
+  /** Where generated data goes; kept and reused when given, else a temp dir removed at the end. */
+  dataDir: string | undefined
+  outDir: string
+  /** Start the servers with --cpu-prof, profiles into <outDir>/profiles. */
+  cpuProf: boolean
+  serverEnv: Record<string, string>
+  serverEntry: string
+}
+
+const HELP = `usage: npm run bench -- [options]
+  --quick                 small sizes, 1 run: a smoke check (~1-2 min)
+  --runs N                runs per figure, each paired with its baseline (default 3)
+  --size-mb N             short- and long-line file size (default 200)
+  --memory-sizes-mb A,B   upload sizes for the peak-RSS figure (default 100,1024)
+  --concurrency N         concurrent uploads (default 16) of --concurrent-size-mb (default 20)
+  --http-seconds N        seconds per autocannon measurement (default 5)
+  --connections N         autocannon connections (default 10)
+  --only a,b              figure groups: ${GROUPS.join(', ')}
+  --skip a,b              figure groups to leave out
+  --data-dir DIR          keep generated data in DIR and reuse it on the next run
+  --out DIR               where results-<timestamp>.json goes (default bench/out)
+  --cpu-prof              run the servers under node --cpu-prof (profiles in <out>/profiles)
+  --server-env K=V        extra environment for the server (repeatable)
+  --server-entry PATH     the server to start (default dist/src/server.js): compare another build`
+
+function positiveInt (name: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback
+  const n = Number(text)
+  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got ${JSON.stringify(text)}`)
+  return n
+}
+
+function groupList (name: string, text: string | undefined): Group[] | undefined {
+  if (text === undefined) return undefined
+  const names = text.split(',').map((g) => g.trim()).filter((g) => g !== '')
+  for (const g of names) {
+    if (!(GROUPS as readonly string[]).includes(g)) throw new Error(`--${name}: unknown group ${JSON.stringify(g)}; one of ${GROUPS.join(', ')}`)
+  }
+  return names as Group[]
+}
+
+export function parseOptions (argv: string[]): BenchOptions | null {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      help: { type: 'boolean' },
+      quick: { type: 'boolean', default: false },
+      runs: { type: 'string' },
+      'size-mb': { type: 'string' },
+      'memory-sizes-mb': { type: 'string' },
+      concurrency: { type: 'string' },
+      'concurrent-size-mb': { type: 'string' },
+      'http-seconds': { type: 'string' },
+      connections: { type: 'string' },
+      only: { type: 'string' },
+      skip: { type: 'string' },
+      'data-dir': { type: 'string' },
+      out: { type: 'string', default: 'bench/out' },
+      'cpu-prof': { type: 'boolean', default: false },
+      'server-env': { type: 'string', multiple: true, default: [] },
+      'server-entry': { type: 'string', default: 'dist/src/server.js' }
+    }
+  })
+  if (values.help === true) {
+    console.log(HELP)
+    return null
+  }
+  const quick = values.quick
+  const memorySizes = values['memory-sizes-mb']?.split(',').map((n) => positiveInt('memory-sizes-mb', n.trim(), 0))
+  const only = groupList('only', values.only) ?? [...GROUPS]
+  const skip = groupList('skip', values.skip) ?? []
+  const serverEnv: Record<string, string> = {}
+  for (const pair of values['server-env']) {
+    const at = pair.indexOf('=')
+    if (at < 1) throw new Error(`--server-env expects K=V, got ${JSON.stringify(pair)}`)
+    serverEnv[pair.slice(0, at)] = pair.slice(at + 1)
+  }
+  return {
+    quick,
+    runs: positiveInt('runs', values.runs, quick ? 1 : 3),
+    sizeMiB: positiveInt('size-mb', values['size-mb'], quick ? 20 : 200),
+    memorySizesMiB: memorySizes ?? (quick ? [20, 100] : [100, 1024]),
+    concurrency: positiveInt('concurrency', values.concurrency, 16),
+    concurrentSizeMiB: positiveInt('concurrent-size-mb', values['concurrent-size-mb'], quick ? 2 : 20),
+    httpSeconds: positiveInt('http-seconds', values['http-seconds'], quick ? 2 : 5),
+    httpConnections: positiveInt('connections', values.connections, 10),
+    groups: only.filter((g) => !skip.includes(g)),
+    dataDir: values['data-dir'],
+    outDir: values.out,
+    cpuProf: values['cpu-prof'],
+    serverEnv,
+    serverEntry: values['server-entry']
+  }
+}
