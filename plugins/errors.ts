@@ -1,6 +1,8 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { ApiError, ERRORS } from '../src/errors.js'
+import { REQUEST_ID_HEADER } from './request-id.js'
+import { SECURITY_HEADERS } from './security-headers.js'
 
 /** `/api/v1` answers in the `{success, code, message, data}` envelope; everything else bare. */
 export function usesEnvelope (url: string): boolean {
@@ -51,6 +53,24 @@ export function sendApiError (request: FastifyRequest, reply: FastifyReply, erro
     return reply.send({ success: false, code: String(error.statusCode), message: body.message, data: { error: body } })
   }
   return reply.send({ error: body })
+}
+
+/**
+ * Fastify's `frameworkErrors`: the router refuses some requests before any route, hook
+ * or error handler runs (a bad percent-encoding, a path parameter past maxParamLength)
+ * and would answer them in its own shape, without our headers. These answer in the
+ * family's shape like every other error.
+ */
+export function frameworkErrorHandler (maxParamLength: number) {
+  return (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void => {
+    // No hook runs for these answers: the request id and the security headers are set here.
+    reply.header(REQUEST_ID_HEADER, request.id).headers(SECURITY_HEADERS)
+    const apiError = error.code === 'FST_ERR_BAD_URL'
+      ? ERRORS.malformedUrl()
+      : error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? ERRORS.pathTooLong(maxParamLength) : toApiError(error)
+    request.log.info({ code: apiError.code, status: apiError.statusCode }, apiError.message)
+    sendApiError(request, reply, apiError)
+  }
 }
 
 async function errorsPlugin (app: FastifyInstance): Promise<void> {

@@ -1,15 +1,20 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 
+/** Exported for the answers that bypass hooks (plugins/errors.ts frameworkErrorHandler). */
+export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer'
+}
+
 /**
  * Downloads carry other people's bytes: browsers must neither sniff them into HTML nor
  * frame any of our answers. Set on every response, errors included.
  */
 async function securityHeadersPlugin (app: FastifyInstance): Promise<void> {
   app.addHook('onSend', async (_request, reply, payload) => {
-    reply.header('x-content-type-options', 'nosniff')
-    reply.header('x-frame-options', 'DENY')
-    reply.header('referrer-policy', 'no-referrer')
+    reply.headers(SECURITY_HEADERS)
     return payload
   })
 }

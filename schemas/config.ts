@@ -8,12 +8,14 @@ const ByteCount = (def: number, description: string) =>
 /**
  * Every setting of the service, named as its environment variable. Read once at start
  * (src/config.ts) and passed down; the README's settings table follows this schema.
+ * `secret: true` marks a value never to be shown: config errors name the variable only.
  */
 export const ConfigSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000, description: 'TCP port to listen on.' }),
   HOST: Type.String({ minLength: 1, default: '127.0.0.1', description: 'Address to bind; `0.0.0.0` in containers.' }),
   DATA_DIR: Type.String({ minLength: 1, default: './data', description: 'Folder for the fs blobs, the SQLite database and the generated key.' }),
   API_KEYS: Type.Optional(Type.String({
+    secret: true,
     description: 'Comma-separated `key=project` pairs (a bare `key` belongs to project `default`). Unset: a key is generated into DATA_DIR/api-key.'
   })),
   STORAGE_DRIVER: Type.Union([Type.Literal('fs'), Type.Literal('s3')], { default: 'fs', description: '`fs` (local disk under DATA_DIR/blobs) or `s3`.' }),
@@ -21,9 +23,14 @@ export const ConfigSchema = Type.Object({
   S3_REGION: Type.String({ minLength: 1, default: 'us-east-1', description: 'S3 region.' }),
   S3_BUCKET: Type.Optional(Type.String({ minLength: 1, description: 'Bucket for the file objects (required with STORAGE_DRIVER=s3).' })),
   S3_ACCESS_KEY_ID: Type.Optional(Type.String({ minLength: 1, description: 'S3 access key id; unset: the AWS SDK default chain.' })),
-  S3_SECRET_ACCESS_KEY: Type.Optional(Type.String({ minLength: 1, description: 'S3 secret access key.' })),
+  S3_SECRET_ACCESS_KEY: Type.Optional(Type.String({ minLength: 1, secret: true, description: 'S3 secret access key.' })),
   S3_FORCE_PATH_STYLE: Type.Optional(Type.Boolean({ description: 'Path-style addressing; defaults to true when S3_ENDPOINT is set.' })),
   S3_PART_SIZE_BYTES: Type.Integer({ minimum: 5 * MiB, maximum: 5 * 1024 * MiB, default: 8 * MiB, description: 'Multipart upload part size.' }),
+  S3_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 5000, description: 'Longest wait for a TCP connection to S3.' }),
+  S3_REQUEST_TIMEOUT_MS: Type.Integer({
+    minimum: 1, default: 60000,
+    description: 'Longest an S3 request may take until S3 answers (a part upload included), and longest an S3 connection may stay silent; the SDK retries twice.'
+  }),
   MAX_FILE_BYTES: ByteCount(512 * MiB, 'Largest upload of any purpose, in bytes.'),
   BATCH_MAX_FILE_BYTES: ByteCount(500 * MiB, 'Largest batch file, in bytes.'),
   BATCH_MAX_REQUESTS: Type.Integer({ minimum: 1, default: 50000, description: 'Most request lines in one batch file.' }),
@@ -51,15 +58,27 @@ export const ConfigSchema = Type.Object({
     description: 'Only objects, rows and unfinished uploads older than this are repaired, so uploads in flight are never touched.'
   }),
   SQLITE_PATH: Type.Optional(Type.String({ minLength: 1, description: 'SQLite database file; default DATA_DIR/files.db.' })),
-  // No pattern here: a config error echoes the value, and this one holds a password.
-  // The PostgreSQL store checks the URL itself and names the variable, never its value.
+  // The PostgreSQL store checks the rest of the URL itself, naming the variable, never its value.
   DATABASE_URL: Type.Optional(Type.String({
-    minLength: 1,
+    pattern: '^postgres(ql)?://',
+    secret: true,
     description: 'PostgreSQL connection URL (postgres://user:password@host:port/database); when set, metadata lives in PostgreSQL instead of SQLite. A secret: never logged.'
   })),
   DATABASE_POOL_MAX: Type.Integer({ minimum: 1, maximum: 1000, default: 10, description: 'PostgreSQL connections per process (replicas × this must fit max_connections).' }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), {
     default: 'info', description: 'Pino log level.'
+  }),
+  HEADERS_TIMEOUT_MS: Type.Integer({
+    minimum: 1, default: 30000,
+    description: 'Longest a client may take to send a request\'s headers (Node\'s server.headersTimeout); then 408 and the connection is closed.'
+  }),
+  REQUEST_IDLE_TIMEOUT_MS: Type.Integer({
+    minimum: 1, default: 60000,
+    description: 'A connection on which nothing moves for this long is closed (an upload that keeps sending is never cut, however long it takes).'
+  }),
+  KEEP_ALIVE_TIMEOUT_MS: Type.Integer({
+    minimum: 1, default: 72000,
+    description: 'How long an idle keep-alive connection stays open; above the idle timeout of a gateway or load balancer in front.'
   }),
   SHUTDOWN_TIMEOUT_MS: Type.Integer({
     minimum: 0, default: 30000,
@@ -73,8 +92,12 @@ export const ConfigSchema = Type.Object({
   RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60000, description: 'Rate limit window.' }),
   PROJECT_MAX_FILES: Type.Integer({ minimum: 0, default: 0, description: 'Most live files per project; 0: unlimited.' }),
   PROJECT_MAX_BYTES: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0, description: 'Most live bytes per project; 0: unlimited.' }),
-  // No length rule: a config error echoes the value, and this one is a secret.
-  METRICS_TOKEN: Type.Optional(Type.String({ minLength: 1, description: 'When set, GET /metrics requires `Authorization: Bearer <token>`. A secret: never logged.' })),
+  METRICS_TOKEN: Type.Optional(Type.String({ minLength: 1, secret: true, description: 'When set, GET /metrics requires `Authorization: Bearer <token>`. A secret: never logged.' })),
+  CORS_ORIGINS: Type.Optional(Type.String({
+    // Origins as browsers send them (scheme://host[:port], no path), or `*`.
+    pattern: '^\\s*(\\*|https?://[^\\s,/]+)(\\s*,\\s*(\\*|https?://[^\\s,/]+))*\\s*$',
+    description: 'Comma-separated origins (`https://app.example.com`) allowed to call the API from a browser, or `*`. Unset: no CORS headers at all.'
+  })),
   TRUSTED_PROJECT_HEADER: Type.Optional(Type.String({
     pattern: '^[A-Za-z0-9-]{1,64}$',
     description: 'Gateway mode: a request carrying this header is attributed to the project it names, without a key. Only behind a gateway that authenticates callers and strips the header.'

@@ -1,7 +1,9 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { Server } from 'node:http'
+import Fastify, { type FastifyHttpOptions, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Config } from '../schemas/config.js'
 import authPlugin from '../plugins/auth.js'
-import errorsPlugin from '../plugins/errors.js'
+import corsPlugin from '../plugins/cors.js'
+import errorsPlugin, { frameworkErrorHandler } from '../plugins/errors.js'
 import gracefulShutdownPlugin from '../plugins/graceful-shutdown.js'
 import metadataPlugin from '../plugins/metadata.js'
 import metricsPlugin from '../plugins/metrics.js'
@@ -57,8 +59,11 @@ function loggerOptions (config: Config, logger: FastifyServerOptions['logger']):
 /** Routes that answer even under overload: probes and scrapes must report, not be shed. */
 const OPERATIONS_ROUTES = ['/health', '/ready', '/metrics']
 
+/** Longest path parameter (file ids are 31 characters); longer ones are refused by the router. */
+const MAX_PARAM_LENGTH = 200
+
 /** Fastify options shared by production and tests: the very same limits and logging rules. */
-export function fastifyOptions (config: Config, logger: FastifyServerOptions['logger']): FastifyServerOptions {
+export function fastifyOptions (config: Config, logger: FastifyServerOptions['logger']): FastifyHttpOptions<Server> {
   return {
     logger: loggerOptions(config, logger),
     // Request ids correlate log lines; a sane incoming x-request-id (from the gateway)
@@ -67,7 +72,21 @@ export function fastifyOptions (config: Config, logger: FastifyServerOptions['lo
     genReqId: requestIdFor,
     // JSON bodies are small here (uploads are multipart, streamed past this limit).
     bodyLimit: 1024 * 1024,
-    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 }
+    // Slow clients: headers must arrive within HEADERS_TIMEOUT_MS (slowloris), and a
+    // connection on which nothing moves for REQUEST_IDLE_TIMEOUT_MS is closed (a body that
+    // stalls, the upload then abandoned). No limit on a whole request (requestTimeout 0,
+    // Node's own default is 5 min): a large upload that keeps sending is never cut.
+    connectionTimeout: config.REQUEST_IDLE_TIMEOUT_MS,
+    requestTimeout: 0,
+    keepAliveTimeout: config.KEEP_ALIVE_TIMEOUT_MS,
+    http: {
+      headersTimeout: config.HEADERS_TIMEOUT_MS,
+      // Node checks headersTimeout only this often (30 s by default), which would let a
+      // slowloris hold its socket up to twice the limit.
+      connectionsCheckingInterval: Math.min(30_000, Math.max(50, Math.floor(config.HEADERS_TIMEOUT_MS / 4)))
+    },
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_PARAM_LENGTH },
+    frameworkErrors: frameworkErrorHandler(MAX_PARAM_LENGTH)
   }
 }
 
@@ -80,6 +99,8 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
   const app = Fastify(fastifyOptions(config, options.logger))
 
   await app.register(requestIdPlugin)
+  // Before every refusal (overload, auth, limits), so a permitted browser can read those too.
+  await app.register(corsPlugin, { origins: config.CORS_ORIGINS })
   await app.register(errorsPlugin)
   await app.register(metricsPlugin)
   await app.register(overloadPlugin, {

@@ -10,7 +10,7 @@ export class ConfigError extends Error {
   }
 }
 
-interface PropertySchema { type?: string, anyOf?: Array<{ const?: unknown }> }
+interface PropertySchema { type?: string, anyOf?: Array<{ const?: unknown }>, secret?: boolean }
 
 /**
  * Strict text → value conversion. TypeBox's Value.Convert would turn `1.5` into an
@@ -26,9 +26,11 @@ function convert (schema: PropertySchema, text: string): unknown {
   return text
 }
 
-function describe (name: string, schema: PropertySchema, text: string | undefined, fallback: string): string {
+/** One problem, for the start-up message: a secret's value is never echoed (stderr ends up in logs). */
+export function describeProblem (name: string, schema: PropertySchema, text: string | undefined, fallback: string): string {
   const allowed = schema.anyOf?.map((option) => option.const).filter((c) => c !== undefined)
   const why = allowed !== undefined && allowed.length > 0 ? `must be one of ${allowed.join(', ')}` : fallback
+  if (schema.secret === true) return `${name} (a secret, its value not shown): ${why}`
   return `${name}=${JSON.stringify(text ?? '')}: ${why}`
 }
 
@@ -53,7 +55,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     for (const error of Value.Errors(ConfigSchema, value)) {
       const name = error.instancePath.split('/')[1] ?? ''
       const schema = properties[name]
-      if (schema !== undefined && !problems.has(name)) problems.set(name, describe(name, schema, texts[name], error.message))
+      if (schema !== undefined && !problems.has(name)) problems.set(name, describeProblem(name, schema, texts[name], error.message))
     }
     throw new ConfigError(`invalid configuration: ${[...problems.values()].join('; ')}`)
   }
@@ -79,7 +81,9 @@ export function blobStoreOptions (config: Config): BlobStoreConfig {
       accessKeyId: config.S3_ACCESS_KEY_ID,
       secretAccessKey: config.S3_SECRET_ACCESS_KEY,
       forcePathStyle: config.S3_FORCE_PATH_STYLE,
-      partSizeBytes: config.S3_PART_SIZE_BYTES
+      partSizeBytes: config.S3_PART_SIZE_BYTES,
+      connectTimeoutMs: config.S3_CONNECT_TIMEOUT_MS,
+      requestTimeoutMs: config.S3_REQUEST_TIMEOUT_MS
     }
   }
 }

@@ -36,6 +36,11 @@ export class ApiError extends Error {
 
 const INVALID = 'invalid_request_error'
 
+/** Client text echoed in a message is cut: a client can send kilobytes of it, and a message must stay readable. */
+function cut (text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text
+}
+
 function mib (bytes: number): string {
   return `${Math.round((bytes / (1024 * 1024)) * 100) / 100} MiB`
 }
@@ -46,15 +51,21 @@ export const ERRORS = {
     'You didn\'t provide an API key. Send it in the Authorization header: "Authorization: Bearer YOUR_KEY".'),
   invalidApiKey: () => new ApiError(401, INVALID, 'invalid_api_key', null, 'Incorrect API key provided.'),
   fileNotFound: (id: string) => new ApiError(404, INVALID, 'file_not_found', 'file_id', `No such File object: ${id}`),
+  /** Fastify's router refuses the path (bad percent-encoding) before any route runs; the path is not echoed. */
+  malformedUrl: () => new ApiError(400, INVALID, 'malformed_url', null,
+    'The request path is not a valid URL: it has an invalid percent-encoding.'),
+  /** A path parameter past the router's maxParamLength: no file id is that long. */
+  pathTooLong: (maxParamLength: number) => new ApiError(414, INVALID, 'uri_too_long', null,
+    `A path segment is longer than ${maxParamLength} characters; no file id is that long.`),
   routeNotFound: (method: string, url: string) => new ApiError(404, INVALID, 'unknown_url', null,
-    `Unrecognized request URL (${method} ${url.split('?')[0] ?? ''}).`),
+    `Unrecognized request URL (${method} ${cut(url.split('?')[0] ?? '', 200)}).`),
   invalidParameter: (param: string | null, message: string) => new ApiError(400, INVALID, 'invalid_parameter', param, message),
   missingParameter: (param: string, message: string) => new ApiError(400, INVALID, 'missing_required_parameter', param, message),
   invalidPurpose: (value: string, valid: readonly string[]) => new ApiError(400, INVALID, 'invalid_value', 'purpose',
-    `'${value}' is not one of ${valid.map((p) => `'${p}'`).join(', ')} - 'purpose'`),
+    `'${cut(value, 64)}' is not one of ${valid.map((p) => `'${p}'`).join(', ')} - 'purpose'`),
   invalidMultipart: (message: string, cause?: unknown) => new ApiError(400, INVALID, 'invalid_multipart', null, message, { cause }),
   unsupportedMediaType: (contentType: string | undefined) => new ApiError(415, INVALID, 'unsupported_media_type', null,
-    `Content-Type ${contentType === undefined ? '(none)' : JSON.stringify(contentType)} is not supported here; send multipart/form-data with the fields "file" and "purpose".`),
+    `Content-Type ${contentType === undefined ? '(none)' : JSON.stringify(cut(contentType, 100))} is not supported here; send multipart/form-data with the fields "file" and "purpose".`),
   fileTooLarge: (limit: number, purpose: string | undefined) => new ApiError(413, INVALID, 'file_too_large', 'file',
     `File is too large: the limit${purpose === undefined ? '' : ` for purpose '${purpose}'`} is ${limit} bytes (${mib(limit)}).`),
   invalidBatchFile: (message: string, errors: BatchError[], count: number) => new ApiError(400, INVALID, 'invalid_batch_file', 'file',
@@ -66,6 +77,12 @@ export const ERRORS = {
     : ERRORS.storageUnavailable(cause)),
   storageUnavailable: (cause?: unknown) => new ApiError(503, 'server_error', 'storage_unavailable', null,
     'The file storage is unavailable; nothing was stored. Try again later.', { cause }),
+  /** 504, as a gateway answers for an upstream that did not answer in time: slow, not refusing. */
+  storageTimeout: (cause?: unknown) => new ApiError(504, 'server_error', 'storage_timeout', null,
+    'The file storage did not answer in time; nothing was stored. Try again later.', { cause }),
+  /** The row of a stored file could not be written: the object was removed again. */
+  databaseUnavailable: (cause?: unknown) => new ApiError(503, 'server_error', 'database_unavailable', null,
+    'The metadata database is unavailable; nothing was stored. Try again later.', { cause }),
   storageFull: (cause?: unknown) => new ApiError(507, 'server_error', 'insufficient_storage', null,
     'The file storage is full; nothing was stored.', { cause }),
   /** 403, not 429: retrying cannot help (the openai SDK retries 429 and 5xx, not 403) until files are deleted. */

@@ -8,6 +8,8 @@ import { createKyselyFileStore, type Database } from './kysely-file-store.js'
 export interface SqliteFileStoreOptions {
   /** Path of the database file (its directory is created), or ':memory:'. */
   filename: string
+  /** How long a write waits for another connection's lock before SQLITE_BUSY (default 5 s). */
+  busyTimeoutMs?: number
 }
 
 /**
@@ -27,7 +29,7 @@ export async function createSqliteFileStore (opts: SqliteFileStoreOptions): Prom
     sqlite.pragma('journal_mode = WAL')
     // A second process on the same file (the CLI, a migration) waits instead of
     // failing at once with SQLITE_BUSY.
-    sqlite.pragma('busy_timeout = 5000')
+    sqlite.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs ?? 5000))}`)
     sqlite.pragma('synchronous = NORMAL')
     // Off by default in SQLite for historical reasons; on so future references hold.
     sqlite.pragma('foreign_keys = ON')

@@ -12,6 +12,8 @@ export interface ContentRouteOptions {
   now: () => number
 }
 
+export const CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'; sandbox"
+
 function contentTypeOf (filename: string): string {
   return filename.toLowerCase().endsWith('.jsonl') ? 'application/jsonl' : 'application/octet-stream'
 }
@@ -53,6 +55,9 @@ export default async function contentRoute (app: FastifyInstance, options: Conte
     reply.header('content-type', contentTypeOf(record.filename))
     reply.header('content-disposition', contentDisposition(record.filename))
     reply.header('cache-control', 'private, no-cache')
+    // The bytes are the uploader's: should a browser ever render them (an old one ignoring
+    // nosniff, a user opening the URL), they run no script, load nothing and cannot be framed.
+    reply.header('content-security-policy', CONTENT_SECURITY_POLICY)
     if (request.headers['if-none-match'] === etag) return reply.code(304).send()
 
     // If-Range with another validator means the client's partial copy is stale: send it all.

@@ -5,7 +5,7 @@ import { FileObjectSchema, UploadBodySchema } from '../../schemas/files.js'
 import { ApiError, ERRORS } from '../errors.js'
 import { refusedUploadOutcome } from '../upload/outcome.js'
 import type { QuotaGuard } from '../upload/quota.js'
-import { uploadFile, type UploadDeps, type UploadPart } from '../upload/upload-file.js'
+import { MAX_FIELD_NAME_BYTES, uploadFile, type UploadDeps, type UploadPart } from '../upload/upload-file.js'
 import { toFileObject, type RouteFamily } from './family.js'
 
 export interface UploadRouteOptions {
@@ -32,7 +32,7 @@ export default async function uploadRoute (fastify: FastifyInstance, options: Up
       fileSize: Math.max(limits.maxFileBytes, limits.batchMaxFileBytes) + 1,
       fields: MULTIPART_FIELDS,
       parts: MULTIPART_FIELDS + 1,
-      fieldNameSize: 100,
+      fieldNameSize: MAX_FIELD_NAME_BYTES,
       fieldSize: 64 * 1024,
       headerPairs: 100
     }
@@ -47,7 +47,7 @@ export default async function uploadRoute (fastify: FastifyInstance, options: Up
       consumes: ['multipart/form-data'],
       response: {
         200: family.ok(FileObjectSchema, 'The stored file.'),
-        400: family.error, 401: family.error, 403: family.error, 413: family.error, 415: family.error, 429: family.error, 503: family.error, 507: family.error
+        400: family.error, 401: family.error, 403: family.error, 413: family.error, 415: family.error, 429: family.error, 503: family.error, 504: family.error, 507: family.error
       }
     },
     config: {

@@ -92,6 +92,18 @@ export class StorageFullError extends Error {
 }
 
 /**
+ * Thrown by drivers when the store did not answer in time (connect or request timeout):
+ * a slow store is told apart from a refusing one, so the answer (504) and the operator
+ * know which.
+ */
+export class StorageTimeoutError extends Error {
+  constructor (message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'StorageTimeoutError'
+  }
+}
+
+/**
  * Object keys are built by the service from the project and the file id, never from a
  * client's filename; drivers still refuse anything that could escape their root.
  */

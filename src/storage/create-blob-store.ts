@@ -14,6 +14,8 @@ export interface BlobStoreConfig {
     secretAccessKey?: string
     forcePathStyle?: boolean
     partSizeBytes?: number
+    connectTimeoutMs?: number
+    requestTimeoutMs?: number
   }
 }
 

@@ -11,11 +11,13 @@ import {
   type S3ClientConfig
 } from '@aws-sdk/client-s3'
 import { Upload } from '@aws-sdk/lib-storage'
+import { NodeHttpHandler } from '@smithy/node-http-handler'
 import { addAbortSignal, Readable } from 'node:stream'
 import {
   assertObjectKey,
   BlobNotFoundError,
   StorageFullError,
+  StorageTimeoutError,
   type BlobInfo,
   type BlobStore,
   type GetOptions,
@@ -35,6 +37,14 @@ export interface S3BlobStoreOptions {
   partSizeBytes?: number
   /** Parts uploaded at once; memory use is about queueSize × partSizeBytes. */
   queueSize?: number
+  /** Longest wait for a TCP connection to S3 (default 5 s). */
+  connectTimeoutMs?: number
+  /**
+   * Longest an S3 request may take until S3 answers, its body included (a part upload),
+   * and longest a connection may stay silent meanwhile (default 60 s). The SDK retries a
+   * timed-out request twice, so a stalled store fails an operation after about 3×.
+   */
+  requestTimeoutMs?: number
   /** A client the caller owns: the store uses it and leaves it open on close. */
   client?: S3Client
 }
@@ -42,6 +52,8 @@ export interface S3BlobStoreOptions {
 const MIB = 1024 * 1024
 export const MIN_PART_SIZE_BYTES = 5 * MIB
 const DEFAULT_PART_SIZE_BYTES = 8 * MIB
+const DEFAULT_CONNECT_TIMEOUT_MS = 5000
+const DEFAULT_REQUEST_TIMEOUT_MS = 60_000
 const NOT_FOUND_NAMES = new Set(['NoSuchKey', 'NotFound'])
 const FULL_NAMES = new Set(['EntityTooLarge', 'InsufficientStorage', 'QuotaExceeded'])
 // versitygw answers an unknown access key id with 404 XAdminUserNotFound, not AWS's 403.
@@ -143,7 +155,7 @@ export function createS3BlobStore (opts: S3BlobStoreOptions): BlobStore {
       if (errorName(err) === 'InvalidRange' || httpStatus(err) === 416) {
         throw new RangeError(`range ${range?.start}-${range?.end} not satisfiable for ${key}`, { cause: err })
       }
-      throw err
+      throw toStorageError(err)
     }
     if (!(out.Body instanceof Readable)) {
       throw new Error(`S3 GetObject for ${key} returned no Node.js stream`)
@@ -294,7 +306,17 @@ function clientConfig (opts: S3BlobStoreOptions): S3ClientConfig {
     // sends Buffers today, so this guards against that changing and against any server
     // that refuses the flexible-checksum headers.
     requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED'
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    // The SDK's defaults wait forever: a store that stops answering (a dead host whose
+    // SYNs go unanswered, a server that stalls mid-part) would hold an upload, its client
+    // and its memory until the client gave up. requestTimeout only warns unless
+    // throwOnRequestTimeout is set; socketTimeout also covers a stalled download.
+    requestHandler: new NodeHttpHandler({
+      connectionTimeout: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+      requestTimeout: opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+      throwOnRequestTimeout: true,
+      socketTimeout: opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
+    })
   }
   if (opts.endpoint !== undefined) config.endpoint = opts.endpoint
   if (opts.accessKeyId !== undefined && opts.secretAccessKey !== undefined) {
@@ -303,11 +325,18 @@ function clientConfig (opts: S3BlobStoreOptions): S3ClientConfig {
   return config
 }
 
-/** Maps S3 answers that mean "no room" to StorageFullError; anything else is unchanged. */
+/**
+ * Maps S3 answers that mean "no room" to StorageFullError and the client's timeouts
+ * (connect, request, idle socket; the SDK names them all TimeoutError) to
+ * StorageTimeoutError; anything else is unchanged.
+ */
 export function toStorageError (err: unknown): unknown {
   const name = errorName(err)
   if ((name !== undefined && FULL_NAMES.has(name)) || httpStatus(err) === 507) {
     return new StorageFullError(`S3 storage refused the object as too large or full (${name ?? 'HTTP 507'})`, { cause: err })
+  }
+  if (name === 'TimeoutError') {
+    return new StorageTimeoutError(`S3 storage did not answer in time: ${err instanceof Error ? err.message : ''}`, { cause: err })
   }
   return err
 }

@@ -18,6 +18,7 @@ export function refusedUploadOutcome (error: unknown, aborted: boolean): UploadO
     case 'file_too_large': return 'too_large'
     case 'quota_exceeded': return 'quota_exceeded'
     case 'storage_unavailable':
+    case 'storage_timeout':
     case 'insufficient_storage': return 'storage_error'
     default: return error.statusCode === 400 || error.statusCode === 415 ? 'invalid' : 'other'
   }

@@ -6,7 +6,7 @@ import { UPLOAD_PURPOSES, type Purpose } from '../../schemas/files.js'
 import { ApiError, ERRORS } from '../errors.js'
 import { BatchValidator, summarizeBatchErrors, validateBatchFilename, type BatchValidatorOptions } from '../jsonl/batch-validator.js'
 import type { FileRecord, FileStore } from '../metadata/file-store.js'
-import { StorageFullError, type BlobStore } from '../storage/blob-store.js'
+import { StorageFullError, StorageTimeoutError, type BlobStore } from '../storage/blob-store.js'
 import { objectKeyFor } from '../ids.js'
 import { sanitizeFilename } from './filename.js'
 import { untilAborted } from './until-aborted.js'
@@ -47,6 +47,30 @@ export interface UploadContext {
   signal?: AbortSignal
 }
 
+/**
+ * Longest multipart field name. Passed to @fastify/multipart as `fieldNameSize`, which
+ * busboy does not enforce (a 10 KB name went through and was echoed in messages), so the
+ * pipeline checks it itself.
+ */
+export const MAX_FIELD_NAME_BYTES = 100
+
+/** The fields the pipeline reads: a value cut at busboy's fieldSize must not be taken for a shorter one. */
+const KNOWN_FIELDS: ReadonlySet<string> = new Set(['purpose', 'expires_after[anchor]', 'expires_after[seconds]', 'file'])
+
+/** Refusals decided by a part's headers or by busboy's limits, before its content is used. */
+function checkPart (part: UploadPart): void {
+  if (Buffer.byteLength(part.fieldname) > MAX_FIELD_NAME_BYTES) {
+    throw ERRORS.invalidMultipart(`A form field name is longer than ${MAX_FIELD_NAME_BYTES} bytes; send "file", "purpose" and optionally "expires_after".`)
+  }
+  if (part.type === 'field' && part.valueTruncated === true && KNOWN_FIELDS.has(part.fieldname)) {
+    throw ERRORS.invalidParameter(part.fieldname, `The "${part.fieldname}" field is too long.`)
+  }
+  // RFC 7578 §4.2: a file part carries a filename. Without one, nothing says what the bytes are.
+  if (part.type === 'file' && part.fieldname === 'file' && part.filename === undefined) {
+    throw ERRORS.missingParameter('file', 'The "file" part has no filename: send Content-Disposition: form-data; name="file"; filename="data.jsonl".')
+  }
+}
+
 function isPurpose (value: string): value is Purpose {
   return (UPLOAD_PURPOSES as readonly string[]).includes(value)
 }
@@ -58,10 +82,11 @@ function limitFor (purpose: Purpose | undefined, limits: UploadLimits): number {
   return limits.maxFileBytes
 }
 
-/** Errors from the storage side become 503/507; ours pass through. */
+/** Errors from the storage side become 503/504/507; ours pass through. */
 function storageError (error: unknown): ApiError {
   if (error instanceof ApiError) return error
   if (error instanceof StorageFullError) return ERRORS.storageFull(error)
+  if (error instanceof StorageTimeoutError) return ERRORS.storageTimeout(error)
   return ERRORS.storageUnavailable(error)
 }
 
@@ -127,6 +152,7 @@ export async function uploadFile (parts: AsyncIterable<UploadPart>, context: Upl
   try {
     try {
       for await (const part of untilAborted(parts, context.signal)) {
+        checkPart(part)
         if (part.type === 'field') {
           if (part.fieldname === 'purpose') purpose = parsePurpose(part.value)
           else if (part.fieldname === 'expires_after[anchor]') expiresAfter.anchor = part.value
@@ -191,8 +217,9 @@ export async function uploadFile (parts: AsyncIterable<UploadPart>, context: Upl
       await deps.fileStore.insert(record)
     } catch (error) {
       // The object is complete but has no row: remove it, so nothing half-done remains.
+      // Should the delete fail too (storage down as well), reconciliation removes the orphan.
       await deps.blobStore.delete(file.key).catch(() => {})
-      throw ERRORS.internal(error)
+      throw ERRORS.databaseUnavailable(error)
     }
     return record
   } catch (error) {

@@ -22,14 +22,23 @@ export interface ServiceProcess {
   output: () => string
 }
 
+export interface ServiceProcessOptions {
+  /**
+   * A command the server runs under, e.g. `unshare -rm sh -c '… && exec "$@"' sh`: it must
+   * exec the command that follows it, so the child's pid stays the server's.
+   */
+  prefix?: string[]
+}
+
 /**
  * Starts `src/server.ts` as its own process, exactly as `npm start` would run it but
  * from source, and waits for /health. Killed in teardown if still running.
  */
-export async function startServiceProcess (t: Test, env: Record<string, string>): Promise<ServiceProcess> {
+export async function startServiceProcess (t: Test, env: Record<string, string>, options: ServiceProcessOptions = {}): Promise<ServiceProcess> {
   const port = await freePort()
   let output = ''
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  const [command = process.execPath, ...args] = [...(options.prefix ?? []), process.execPath, '--import', 'tsx', 'src/server.ts']
+  const child = spawn(command, args, {
     cwd: new URL('../..', import.meta.url).pathname,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LOG_LEVEL: 'warn', ...env, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe']
