@@ -270,6 +270,8 @@ function parsePurpose (value: unknown): Purpose {
  * into the store until the file is known to be refused. A batch file with a bad line
  * stops being stored at once but is read to the end, so one answer names every line.
  */
+const STORE_WRITE_BYTES = 1024 * 1024
+
 async function streamFile (source: Readable & { truncated?: boolean }, put: PendingPut, purpose: Purpose | undefined,
   validatable: boolean, deps: UploadDeps): Promise<{ bytes: number, sha256: string, validation?: ReturnType<BatchValidator['end']> }> {
   const limit = limitFor(purpose, deps.limits)
@@ -277,6 +279,16 @@ async function streamFile (source: Readable & { truncated?: boolean }, put: Pend
   const hash = createHash('sha256')
   let bytes = 0
   let storing = true
+  // Multipart hands over ~64 KiB pieces; writing them to the store in 1 MiB batches
+  // cut the main thread's CPU per MiB by 11-40% in the bench (issue #5).
+  let pending: Buffer[] = []
+  let pendingBytes = 0
+  const flush = async (): Promise<void> => {
+    const batch = pending.length === 1 ? pending[0] as Buffer : Buffer.concat(pending, pendingBytes)
+    pending = []
+    pendingBytes = 0
+    await writeToStore(put.body, batch, put.failed).catch((error: unknown) => { throw storageError(error) })
+  }
   for await (const chunk of source as AsyncIterable<Buffer>) {
     bytes += chunk.length
     if (bytes > limit) throw ERRORS.fileTooLarge(limit, purpose)
@@ -285,11 +297,17 @@ async function streamFile (source: Readable & { truncated?: boolean }, put: Pend
       validator.write(chunk)
       if (storing && purpose === 'batch' && validator.errorCount > 0) {
         storing = false
+        pending = []
+        pendingBytes = 0
         put.abort.abort(new Error('batch file is invalid'))
       }
     }
-    if (storing) await writeToStore(put.body, chunk, put.failed).catch((error: unknown) => { throw storageError(error) })
+    if (!storing) continue
+    pending.push(chunk)
+    pendingBytes += chunk.length
+    if (pendingBytes >= STORE_WRITE_BYTES) await flush()
   }
+  if (storing && pendingBytes > 0) await flush()
   // @fastify/multipart truncates silently at limits.fileSize; never store a cut file.
   if (source.truncated === true) throw ERRORS.fileTooLarge(limit, purpose)
   const validation = validator?.end()
