@@ -69,6 +69,10 @@ export async function createPostgresFileStore (opts: PostgresFileStoreOptions): 
     ...base,
     max: poolMax,
     statement_timeout: opts.statementTimeoutMs ?? 30_000,
+    // statement_timeout is enforced by the server; a server that stalls without closing
+    // the connection would hang a request until TCP keepalive gives up. This one is
+    // enforced by the client, a little later than the server's own.
+    query_timeout: (opts.statementTimeoutMs ?? 30_000) + 5_000,
     // A transaction left open by a bug would hold its row locks forever.
     idle_in_transaction_session_timeout: 60_000
   })

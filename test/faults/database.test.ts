@@ -183,3 +183,24 @@ t.test('PostgreSQL unreachable at the insert (connections reset, then refused): 
   await proxy.startAccepting()
   await assertStillWorks(t, rig)
 })
+
+t.test('PostgreSQL that stalls without closing the connection: the client-side timeout ends the query', { skip: pgSkip }, async (t) => {
+  const url = await freshDatabase(t, pgUrl ?? '')
+  const direct = new URL(url)
+  const proxy = await startFaultProxy(targetOf(`http://${direct.host}`))
+  t.teardown(proxy.close)
+  const viaProxy = new URL(url)
+  viaProxy.host = `127.0.0.1:${proxy.port}`
+  const { createPostgresFileStore } = await import('../../src/metadata/postgres-file-store.js')
+  const store = await createPostgresFileStore({ connectionString: viaProxy.toString(), statementTimeoutMs: 300 })
+  t.teardown(() => store.close())
+  await store.migrate()
+  await store.check()
+  proxy.pause()
+  const started = Date.now()
+  await t.rejects(store.check(), /timeout/i, 'a stalled server cannot hang a request')
+  const waited = Date.now() - started
+  // The server never sees the query, so only the client's query_timeout (server timeout + 5 s) can end it.
+  t.ok(waited >= 5000 && waited < 9000, `ended by the client after ${waited} ms`)
+  proxy.resume()
+})
