@@ -17,6 +17,7 @@ import storagePlugin from '../plugins/storage.js'
 import sweeperPlugin from '../plugins/sweeper.js'
 import type { ApiKeyTable } from './api-keys.js'
 import { batchValidatorOptions, blobStoreOptions } from './config.js'
+import { clientErrorHandler } from './http/client-error.js'
 import { createFileIdFactory } from './ids.js'
 import { packageVersion } from './version.js'
 import type { FileStore } from './metadata/file-store.js'
@@ -65,6 +66,8 @@ const MAX_PARAM_LENGTH = 200
 /** Fastify options shared by production and tests: the very same limits and logging rules. */
 export function fastifyOptions (config: Config, logger: FastifyServerOptions['logger']): FastifyHttpOptions<Server> {
   return {
+    // Requests Node's parser refuses still get an answer in OpenAI's error shape.
+    clientErrorHandler,
     logger: loggerOptions(config, logger),
     // Request ids correlate log lines; a sane incoming x-request-id (from the gateway)
     // wins. Read by genReqId, not requestIdHeader, which would take any value unchecked.

@@ -33,9 +33,10 @@ t.test('slowloris: a header a byte at a time is cut at HEADERS_TIMEOUT_MS with 4
   const response = await connection.response()
   const ms = await connection.closed
   await dripping
-  // Fastify's clientErrorHandler answers (its own JSON shape: the request's family is not
+  // The client-error handler answers in OpenAI's shape (the request's family is not
   // known before its headers are complete) and closes the socket.
   t.equal(response?.status, 408)
+  t.same(JSON.parse(response?.body ?? '{}'), { error: { message: 'The request headers did not arrive in time (HEADERS_TIMEOUT_MS).', type: 'invalid_request_error', param: null, code: 'request_timeout' } })
   // Node checks every HEADERS_TIMEOUT_MS / 4 (150 ms here), not every 30 s.
   t.ok(ms >= 550 && ms < 3000, `closed after ${ms} ms`)
   await assertNothingStored(t, server)

@@ -55,9 +55,9 @@ t.test('absurd headers and request lines: Node\'s parser answers before Fastify 
   const server = await startServer(t)
   const { port } = new URL(server.url)
   const head = (target: string, headers: string) => `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${KEY_A}\r\n${headers}Connection: close\r\n\r\n`
-  // Fastify's default clientErrorHandler writes this body when llhttp reports
+  // src/http/client-error.ts answers in OpenAI's shape when llhttp reports
   // HPE_HEADER_OVERFLOW (Node's maxHeaderSize, 16 KiB, counts the request line too).
-  const overflow = { error: 'Request Header Fields Too Large', message: 'Exceeded maximum allowed HTTP header size', statusCode: 431 }
+  const overflow = { error: { message: 'The request line and headers exceed 16 KiB.', type: 'invalid_request_error', param: null, code: 'request_header_fields_too_large' } }
 
   const bigValue = await rawExchange(server.url, head('/v1/files', `X-Big: ${'v'.repeat(64 * 1024)}\r\n`))
   t.equal(bigValue.status, 431, 'a 64 KiB header value')
@@ -76,11 +76,10 @@ t.test('absurd headers and request lines: Node\'s parser answers before Fastify 
     t.same(rawJson(longQuery.text), overflow)
   }
 
-  // llhttp refuses a control character in the target or a header name with a space:
-  // Fastify's default clientErrorHandler answers a bare 400.
+  // llhttp refuses a control character in the target or a header name with a space.
   const badTarget = await rawExchange(server.url, `GET /v1/files\u0001 HTTP/1.1\r\nHost: x\r\n\r\n`)
   t.equal(badTarget.status, 400, 'a control character in the request target')
-  t.same(rawJson(badTarget.text), { error: 'Bad Request', message: 'Client Error', statusCode: 400 })
+  t.same(rawJson(badTarget.text), { error: { message: 'The HTTP request could not be parsed.', type: 'invalid_request_error', param: null, code: 'malformed_request' } })
   const badHeader = await rawExchange(server.url, `GET /v1/files HTTP/1.1\r\nHost: x\r\nBad Header: v\r\n\r\n`)
   t.equal(badHeader.status, 400, 'a header name with a space')
 
