@@ -6,18 +6,13 @@ import {
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
-  S3Client,
-  S3ServiceException,
-  type S3ClientConfig
+  S3Client
 } from '@aws-sdk/client-s3'
 import { Upload } from '@aws-sdk/lib-storage'
-import { NodeHttpHandler } from '@smithy/node-http-handler'
 import { addAbortSignal, Readable } from 'node:stream'
 import {
   assertObjectKey,
   BlobNotFoundError,
-  StorageFullError,
-  StorageTimeoutError,
   type BlobInfo,
   type BlobStore,
   type GetOptions,
@@ -25,6 +20,7 @@ import {
   type PutOptions,
   type PutResult
 } from './blob-store.js'
+import { abortError, clientConfig, errorName, httpStatus, isAborted, isNotFound, servedRange, sliceStream, toStorageError } from './s3-support.js'
 
 export interface S3BlobStoreOptions {
   bucket: string
@@ -52,10 +48,6 @@ export interface S3BlobStoreOptions {
 const MIB = 1024 * 1024
 export const MIN_PART_SIZE_BYTES = 5 * MIB
 const DEFAULT_PART_SIZE_BYTES = 8 * MIB
-const DEFAULT_CONNECT_TIMEOUT_MS = 5000
-const DEFAULT_REQUEST_TIMEOUT_MS = 60_000
-const NOT_FOUND_NAMES = new Set(['NoSuchKey', 'NotFound'])
-const FULL_NAMES = new Set(['EntityTooLarge', 'InsufficientStorage', 'QuotaExceeded'])
 // versitygw answers an unknown access key id with 404 XAdminUserNotFound, not AWS's 403.
 const REFUSED_NAMES = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'Forbidden', 'InvalidToken', 'XAdminUserNotFound'])
 
@@ -295,96 +287,4 @@ export function createS3BlobStore (opts: S3BlobStoreOptions): BlobStore {
       if (ownsClient) client.destroy()
     }
   }
-}
-
-function clientConfig (opts: S3BlobStoreOptions): S3ClientConfig {
-  const config: S3ClientConfig = {
-    region: opts.region ?? 'us-east-1',
-    forcePathStyle: opts.forcePathStyle ?? Boolean(opts.endpoint),
-    // With the SDK defaults a streamed body goes out aws-chunked with a trailing checksum,
-    // which s3rver and other look-alikes store verbatim: a corrupt object. lib-storage
-    // sends Buffers today, so this guards against that changing and against any server
-    // that refuses the flexible-checksum headers.
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-    // The SDK's defaults wait forever: a store that stops answering (a dead host whose
-    // SYNs go unanswered, a server that stalls mid-part) would hold an upload, its client
-    // and its memory until the client gave up. requestTimeout only warns unless
-    // throwOnRequestTimeout is set; socketTimeout also covers a stalled download.
-    requestHandler: new NodeHttpHandler({
-      connectionTimeout: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
-      requestTimeout: opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
-      throwOnRequestTimeout: true,
-      socketTimeout: opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
-    })
-  }
-  if (opts.endpoint !== undefined) config.endpoint = opts.endpoint
-  if (opts.accessKeyId !== undefined && opts.secretAccessKey !== undefined) {
-    config.credentials = { accessKeyId: opts.accessKeyId, secretAccessKey: opts.secretAccessKey }
-  }
-  return config
-}
-
-/**
- * Maps S3 answers that mean "no room" to StorageFullError and the client's timeouts
- * (connect, request, idle socket; the SDK names them all TimeoutError) to
- * StorageTimeoutError; anything else is unchanged.
- */
-export function toStorageError (err: unknown): unknown {
-  const name = errorName(err)
-  if ((name !== undefined && FULL_NAMES.has(name)) || httpStatus(err) === 507) {
-    return new StorageFullError(`S3 storage refused the object as too large or full (${name ?? 'HTTP 507'})`, { cause: err })
-  }
-  if (name === 'TimeoutError') {
-    return new StorageTimeoutError(`S3 storage did not answer in time: ${err instanceof Error ? err.message : ''}`, { cause: err })
-  }
-  return err
-}
-
-// A call, not `signal?.aborted`, so TypeScript does not assume the flag stays as first read.
-function isAborted (signal: AbortSignal | undefined): boolean {
-  return signal?.aborted === true
-}
-
-function abortError (signal: AbortSignal | undefined): Error {
-  const err = new Error('put aborted', { cause: signal?.reason })
-  err.name = 'AbortError'
-  return err
-}
-
-/** What the server sent: `Content-Range` when partial, else the whole object. */
-function servedRange (contentRange: string | undefined, contentLength: number): { start: number, end: number, size: number } {
-  const match = contentRange === undefined ? null : /^bytes (\d+)-(\d+)\/(\d+)$/.exec(contentRange)
-  if (match?.[1] === undefined || match[2] === undefined || match[3] === undefined) {
-    return { start: 0, end: contentLength - 1, size: contentLength }
-  }
-  return { start: Number(match[1]), end: Number(match[2]), size: Number(match[3]) }
-}
-
-async function * sliceStream (body: Readable, skip: number, length: number): AsyncGenerator<Buffer> {
-  let toSkip = skip
-  let left = length
-  // Leaving the loop early destroys `body`, which stops the download of unwanted bytes.
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    const from = Math.min(toSkip, chunk.length)
-    toSkip -= from
-    const piece = chunk.subarray(from, from + left)
-    left -= piece.length
-    if (piece.length > 0) yield piece
-    if (left === 0) return
-  }
-}
-
-function errorName (err: unknown): string | undefined {
-  return err instanceof Error ? err.name : undefined
-}
-
-function httpStatus (err: unknown): number | undefined {
-  return err instanceof S3ServiceException ? err.$metadata.httpStatusCode : undefined
-}
-
-function isNotFound (err: unknown): boolean {
-  const name = errorName(err)
-  if (name === 'NoSuchBucket') return false
-  return (name !== undefined && NOT_FOUND_NAMES.has(name)) || httpStatus(err) === 404
 }

@@ -8,7 +8,8 @@ import {
 import { PassThrough } from 'node:stream'
 import t from 'tap'
 import { StorageFullError } from '../../src/storage/blob-store.js'
-import { createS3BlobStore, toStorageError, type S3BlobStoreOptions } from '../../src/storage/s3-blob-store.js'
+import { createS3BlobStore, type S3BlobStoreOptions } from '../../src/storage/s3-blob-store.js'
+import { toStorageError } from '../../src/storage/s3-support.js'
 import { startS3Server, type S3TestServer } from '../helpers/s3-server.js'
 import { blobStoreContract, patternSlice, patternStream } from './blob-store-contract.js'
 
