@@ -2,6 +2,7 @@ import { isUtf8 } from 'node:buffer'
 import type { Buffer } from 'node:buffer'
 import type { BatchError } from '../../schemas/batch-error.js'
 import { CustomIdSet } from './custom-id-set.js'
+import { describe, quote, truncate } from './batch-messages.js'
 import { LineSplitter } from './line-splitter.js'
 
 /** Endpoints OpenAI's Batch API accepts (https://platform.openai.com/docs/api-reference/batch/create). */
@@ -31,8 +32,6 @@ export interface BatchValidationResult {
 // OpenAI: "custom_id ... Must be unique for each request in a batch", at most 512 characters.
 const MAX_CUSTOM_ID_CHARS = 512
 const DEFAULT_MAX_REPORTED = 100
-const SUMMARY_SHOWN = 5
-const MAX_QUOTED = 60
 const MESSAGE_ROLES: ReadonlySet<string> = new Set(['system', 'user', 'assistant', 'tool', 'developer', 'function'])
 const ROLE_LIST = [...MESSAGE_ROLES].join(', ')
 /** The body field each endpoint cannot run without. */
@@ -49,6 +48,8 @@ const REQUIRED_BODY_FIELD: ReadonlyMap<string, string> = new Map(Object.entries(
  * (custom_id, method, url, body); body checks stop at the first fault of the body itself,
  * and `messages` reports only its first bad entry, so one line cannot flood the report.
  */
+export { summarizeBatchErrors, validateBatchFilename } from './batch-messages.js'
+
 export class BatchValidator {
   readonly #maxRequests: number
   readonly #maxLineBytes: number
@@ -296,26 +297,6 @@ export class BatchValidator {
   }
 }
 
-/** OpenAI requires a `.jsonl` file for purpose `batch`; the extension is compared in any case. */
-export function validateBatchFilename (filename: string): BatchError | null {
-  if (filename.length > '.jsonl'.length && filename.toLowerCase().endsWith('.jsonl')) return null
-  return {
-    code: 'invalid_file_format',
-    message: `The file ${quote(filename)} is not a batch file: its name must end in .jsonl (one JSON request per line).`,
-    param: 'file',
-    line: null
-  }
-}
-
-/** One message for the whole file, for error responses that carry a single string. */
-export function summarizeBatchErrors (result: Pick<BatchValidationResult, 'errors' | 'errorCount' | 'requests'>): string {
-  const { errors, errorCount } = result
-  if (errorCount === 0) return `The batch file is valid (${result.requests} ${plural(result.requests, 'request')}).`
-  const shown = errors.slice(0, SUMMARY_SHOWN)
-  const note = errorCount > shown.length ? `, first ${shown.length} shown` : ''
-  return `The batch file has ${errorCount} ${plural(errorCount, 'error')}${note}. ${shown.map((e) => e.message).join(' ')}`
-}
-
 function isObject (value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
@@ -331,26 +312,4 @@ function isBlank (buf: Buffer, start: number, end: number): boolean {
     if (b !== 0x20 && b !== 0x09) return false
   }
   return true
-}
-
-/** Names a wrong value for a message without echoing megabytes of user input. */
-function describe (value: unknown): string {
-  if (typeof value === 'string') return value.length === 0 ? 'an empty string' : quote(value)
-  if (value === null) return 'null'
-  if (value === undefined) return 'no value'
-  if (Array.isArray(value)) return value.length === 0 ? 'an empty array' : 'an array'
-  if (typeof value === 'object') return 'an object'
-  return `${typeof value} ${String(value)}`
-}
-
-function quote (value: string): string {
-  return JSON.stringify(truncate(value, MAX_QUOTED))
-}
-
-function truncate (value: string, max: number): string {
-  return value.length > max ? `${value.slice(0, max)}…` : value
-}
-
-function plural (count: number, noun: string): string {
-  return count === 1 ? noun : `${noun}s`
 }
