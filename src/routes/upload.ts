@@ -5,7 +5,8 @@ import { FileObjectSchema, UploadBodySchema } from '../../schemas/files.js'
 import { ApiError, ERRORS } from '../errors.js'
 import { refusedUploadOutcome } from '../upload/outcome.js'
 import type { QuotaGuard } from '../upload/quota.js'
-import { MAX_FIELD_NAME_BYTES, uploadFile, type UploadDeps, type UploadPart } from '../upload/upload-file.js'
+import { MAX_FIELD_NAME_BYTES } from '../upload/form-fields.js'
+import { uploadFile, type UploadDeps, type UploadPart } from '../upload/upload-file.js'
 import { toFileObject, type RouteFamily } from './family.js'
 
 export interface UploadRouteOptions {
