@@ -1,9 +1,9 @@
-import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3'
+import { ListObjectsV2Command } from '@aws-sdk/client-s3'
 import OpenAI, { toFile } from 'openai'
 import t from 'tap'
 import { KEY_A, startServer } from '../helpers/app.js'
 import { freshDatabase, NO_POSTGRES_REASON, testDatabaseUrl } from '../helpers/postgres.js'
-import { startS3Server } from '../helpers/s3-server.js'
+import { bucketClient, serviceEnv, startS3Server } from '../helpers/s3-server.js'
 
 const line = (id: string) => JSON.stringify({ custom_id: id, method: 'POST', url: '/v1/embeddings', body: { model: 'e', input: id } })
 
@@ -18,12 +18,7 @@ t.test('two instances on one PostgreSQL and one bucket serve the same files; swe
   let clock = Date.UTC(2026, 5, 1)
   const env = {
     DATABASE_URL: databaseUrl,
-    STORAGE_DRIVER: 's3',
-    S3_ENDPOINT: s3.endpoint,
-    S3_REGION: s3.region,
-    S3_BUCKET: s3.bucket,
-    S3_ACCESS_KEY_ID: s3.accessKeyId,
-    S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
+    ...serviceEnv(s3),
     EXPIRY_SWEEP_INTERVAL_MS: '0'
   }
   // Both start together: their migrations must not trip over each other.
@@ -50,8 +45,7 @@ t.test('two instances on one PostgreSQL and one bucket serve the same files; swe
   const [a, b] = await Promise.all([one.app.sweepExpired(), two.app.sweepExpired()])
   t.equal(a.objectErrors + b.objectErrors, 0, 'no sweeper error')
   t.equal(a.deleted + b.deleted, uploaded.length, 'every expired file deleted exactly once between the two')
-  const client = new S3Client({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } })
-  t.teardown(() => client.destroy())
+  const client = bucketClient(s3, t)
   t.equal((await client.send(new ListObjectsV2Command({ Bucket: s3.bucket }))).KeyCount ?? 0, 0, 'no object left')
   t.same((await one.app.fileStore.scan(undefined, 100)).length, 0, 'no row left')
 })

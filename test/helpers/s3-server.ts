@@ -48,19 +48,41 @@ export async function startS3Server (t: TeardownHost): Promise<S3TestServer> {
   return server
 }
 
+/** The service's settings for this server: STORAGE_DRIVER=s3 and every S3_* variable. */
+export function serviceEnv (s3: S3TestServer, endpoint = s3.endpoint): Record<string, string> {
+  return {
+    STORAGE_DRIVER: 's3',
+    S3_ENDPOINT: endpoint,
+    S3_REGION: s3.region,
+    S3_BUCKET: s3.bucket,
+    S3_ACCESS_KEY_ID: s3.accessKeyId,
+    S3_SECRET_ACCESS_KEY: s3.secretAccessKey
+  }
+}
+
+/**
+ * A client for looking at the bucket directly, configured like the driver's (no
+ * trailing checksums: see src/storage/s3-support.ts). Destroyed in teardown when given one.
+ */
+export function bucketClient (s3: Pick<S3TestServer, 'endpoint' | 'region' | 'accessKeyId' | 'secretAccessKey'>, t?: TeardownHost): S3Client {
+  const client = new S3Client({
+    endpoint: s3.endpoint,
+    region: s3.region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED'
+  })
+  t?.teardown(() => { client.destroy() })
+  return client
+}
+
 async function useExternal (endpoint: string): Promise<S3TestServer> {
   const accessKeyId = requiredEnv('S3_TEST_ACCESS_KEY_ID')
   const secretAccessKey = requiredEnv('S3_TEST_SECRET_ACCESS_KEY')
   const region = process.env.S3_TEST_REGION ?? 'us-east-1'
   const bucket = `files-api-test-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`
-  const client = new S3Client({
-    endpoint,
-    region,
-    forcePathStyle: true,
-    credentials: { accessKeyId, secretAccessKey },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED'
-  })
+  const client = bucketClient({ endpoint, region, accessKeyId, secretAccessKey })
   await client.send(new CreateBucketCommand({ Bucket: bucket }))
   return {
     endpoint,

@@ -1,4 +1,4 @@
-import { ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3'
+import { ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3'
 import { request } from 'node:http'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -7,7 +7,7 @@ import { createSqliteFileStore } from '../../src/metadata/sqlite-file-store.js'
 import { listBlobs } from '../helpers/app.js'
 import { BOUNDARY } from '../helpers/multipart.js'
 import { startServiceProcess, waitForExit } from '../helpers/process.js'
-import { startS3Server } from '../helpers/s3-server.js'
+import { bucketClient, serviceEnv, startS3Server } from '../helpers/s3-server.js'
 
 const KEY = 'sk-crash-test-key-0123456789'
 const MiB = 1024 * 1024
@@ -65,18 +65,12 @@ t.test('fs: SIGKILL mid-upload, restart: reconciliation leaves no temp file, obj
 
 t.test('s3: SIGKILL mid-upload, restart: no object and no unfinished multipart upload', async (t) => {
   const s3 = await startS3Server(t)
-  const client = new S3Client({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } })
-  t.teardown(() => client.destroy())
+  const client = bucketClient(s3, t)
   const dataDir = t.testdir({})
   const env = {
     DATA_DIR: dataDir,
     API_KEYS: KEY,
-    STORAGE_DRIVER: 's3',
-    S3_ENDPOINT: s3.endpoint,
-    S3_REGION: s3.region,
-    S3_BUCKET: s3.bucket,
-    S3_ACCESS_KEY_ID: s3.accessKeyId,
-    S3_SECRET_ACCESS_KEY: s3.secretAccessKey
+    ...serviceEnv(s3)
   }
   const first = await startServiceProcess(t, env)
   await killMidUpload(first.url, first.child, 40 * MiB)

@@ -1,31 +1,15 @@
 import { createHash } from 'node:crypto'
-import { GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3'
+import { GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3'
 import t from 'tap'
 import { KEY_A, startServer } from '../helpers/app.js'
 import { postMultipart, type Part } from '../helpers/multipart.js'
-import { startS3Server } from '../helpers/s3-server.js'
+import { bucketClient, serviceEnv, startS3Server } from '../helpers/s3-server.js'
 
 /** The service on STORAGE_DRIVER=s3, configured only through its environment variables. */
 t.test('uploads through the S3 driver: valid files land byte-exact, invalid ones leave the bucket as it was', async (t) => {
   const s3 = await startS3Server(t)
-  const server = await startServer(t, {
-    STORAGE_DRIVER: 's3',
-    S3_ENDPOINT: s3.endpoint,
-    S3_REGION: s3.region,
-    S3_BUCKET: s3.bucket,
-    S3_ACCESS_KEY_ID: s3.accessKeyId,
-    S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
-    S3_PART_SIZE_BYTES: String(5 * 1024 * 1024)
-  })
-  const client = new S3Client({
-    endpoint: s3.endpoint,
-    region: s3.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED'
-  })
-  t.teardown(() => client.destroy())
+  const server = await startServer(t, { ...serviceEnv(s3), S3_PART_SIZE_BYTES: String(5 * 1024 * 1024) })
+  const client = bucketClient(s3, t)
   const keys = async () => ((await client.send(new ListObjectsV2Command({ Bucket: s3.bucket }))).Contents ?? []).map((o) => `${o.Key ?? ''}:${o.Size ?? 0}`).sort()
 
   const line = (i: number) => JSON.stringify({ custom_id: `r${i}`, method: 'POST', url: '/v1/embeddings', body: { model: 'e', input: 'y'.repeat(300) } })
@@ -58,21 +42,8 @@ t.test('uploads through the S3 driver: valid files land byte-exact, invalid ones
 const partsSkip = (process.env.S3_TEST_ENDPOINT ?? '') === '' ? 's3rver gives multipart objects no -<parts> ETag suffix to count parts by' : false
 t.test('with the default S3_PART_SIZE_BYTES a file goes up in 8 MiB parts', { skip: partsSkip }, async (t) => {
   const s3 = await startS3Server(t)
-  const server = await startServer(t, {
-    STORAGE_DRIVER: 's3',
-    S3_ENDPOINT: s3.endpoint,
-    S3_REGION: s3.region,
-    S3_BUCKET: s3.bucket,
-    S3_ACCESS_KEY_ID: s3.accessKeyId,
-    S3_SECRET_ACCESS_KEY: s3.secretAccessKey
-  })
-  const client = new S3Client({
-    endpoint: s3.endpoint,
-    region: s3.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey }
-  })
-  t.teardown(() => client.destroy())
+  const server = await startServer(t, serviceEnv(s3))
+  const client = bucketClient(s3, t)
   const line = JSON.stringify({ custom_id: 'r', method: 'POST', url: '/v1/embeddings', body: { model: 'e', input: 'z'.repeat(1000) } })
   // Just over 16 MiB: three parts at 8 MiB, four at the 5 MiB minimum.
   const count = Math.ceil((16 * 1024 * 1024 + 1) / (line.length + 1))

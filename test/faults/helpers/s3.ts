@@ -1,7 +1,7 @@
-import { ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3'
+import { ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3'
 import type { Test } from 'tap'
 import { startServer, type TestServer } from '../../helpers/app.js'
-import type { S3TestServer } from '../../helpers/s3-server.js'
+import { bucketClient, serviceEnv, type S3TestServer } from '../../helpers/s3-server.js'
 
 /** Bytes per multipart part in these tests: the S3 minimum, so a 12 MiB upload has three. */
 export const PART_BYTES = 5 * 1024 * 1024
@@ -13,12 +13,7 @@ export const PART_BYTES = 5 * 1024 * 1024
  */
 export async function startS3Service (t: Test, s3: S3TestServer, endpoint: string, env: Record<string, string> = {}): Promise<TestServer> {
   return await startServer(t, {
-    STORAGE_DRIVER: 's3',
-    S3_ENDPOINT: endpoint,
-    S3_REGION: s3.region,
-    S3_BUCKET: s3.bucket,
-    S3_ACCESS_KEY_ID: s3.accessKeyId,
-    S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
+    ...serviceEnv(s3, endpoint),
     S3_PART_SIZE_BYTES: String(PART_BYTES),
     RECONCILE_INTERVAL_MS: '0',
     RECONCILE_GRACE_MS: '0',
@@ -35,15 +30,7 @@ export interface BucketView {
 
 /** Looks at the bucket directly, past the proxy: what is really stored. */
 export function bucketView (t: Test, s3: S3TestServer): BucketView {
-  const client = new S3Client({
-    endpoint: s3.endpoint,
-    region: s3.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED'
-  })
-  t.teardown(() => { client.destroy() })
+  const client = bucketClient(s3, t)
   return {
     objects: async () => ((await client.send(new ListObjectsV2Command({ Bucket: s3.bucket }))).Contents ?? [])
       .map((o) => `${o.Key ?? ''}:${o.Size ?? 0}`).sort(),
