@@ -138,7 +138,10 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
     now
   }
   await app.register(sweeperPlugin, { intervalMs: config.EXPIRY_SWEEP_INTERVAL_MS, batchSize: config.EXPIRY_SWEEP_BATCH, now })
-  await app.register(reconcilerPlugin, { intervalMs: config.RECONCILE_INTERVAL_MS, graceMs: config.RECONCILE_GRACE_MS, now })
+  // The wall clock, not the injectable one: the grace period is compared with the times
+  // storage wrote (file mtimes, S3 LastModified), and a clock set ahead would make every
+  // upload in flight look old enough to remove.
+  await app.register(reconcilerPlugin, { intervalMs: config.RECONCILE_INTERVAL_MS, graceMs: config.RECONCILE_GRACE_MS, now: Date.now })
   const quota = createQuotaGuard({ maxFiles: config.PROJECT_MAX_FILES, maxBytes: config.PROJECT_MAX_BYTES }, { fileStore: app.fileStore, now })
   await app.register(healthRoutes)
   await app.register(metricsRoutes, config.METRICS_TOKEN === undefined ? {} : { token: config.METRICS_TOKEN })

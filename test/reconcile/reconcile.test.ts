@@ -49,3 +49,13 @@ t.test('reconcile removes orphan objects, dangling rows and stale temp files, an
   const again = await reconcile({ fileStore, blobStore, now: () => Date.now() + 1000, graceMs: 0, log: silent })
   t.same({ o: again.orphanObjects, d: again.danglingRows, i: again.incompleteWrites }, { o: [], d: [], i: 0 }, 'idempotent')
 })
+
+t.test('start-up reconciliation uses the wall clock: an app clock set ahead does not touch uploads in flight', async (t) => {
+  const ahead = Date.now() + 5 * 365 * 24 * 3600 * 1000
+  const server = await startServer(t, {}, { now: () => ahead })
+  const temp = path.join(server.dataDir, 'blobs', '.tmp', 'upload-in-flight')
+  await writeFile(temp, 'half')
+  const result = await server.app.reconcile()
+  t.equal(result.incompleteWrites, 0, 'a fresh temp file is within the grace period of the wall clock')
+  t.same(await listBlobs(server.dataDir), ['.tmp/upload-in-flight:4'])
+})
