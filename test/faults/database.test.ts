@@ -9,7 +9,7 @@ import { createSqliteFileStore } from '../../src/metadata/sqlite-file-store.js'
 import type { BlobStore } from '../../src/storage/blob-store.js'
 import { createFsBlobStore } from '../../src/storage/fs-blob-store.js'
 import { KEY_A, listTree, startServer, type TestServer } from '../helpers/app.js'
-import { startFaultProxy, targetOf } from '../helpers/fault-proxy.js'
+import { startFaultProxy, targetOf, type FaultProxy } from '../helpers/fault-proxy.js'
 import { NO_POSTGRES_REASON, freshDatabase, testDatabaseUrl, withClient } from '../helpers/postgres.js'
 import { batchFile } from './helpers/batch.js'
 import { multipartBytes, openRaw, rawUpload, uploadHead, type RawResponse } from './helpers/raw-http.js'
@@ -164,14 +164,19 @@ t.test('PostgreSQL connection terminated in the middle of the insert: 503, the o
   await assertStillWorks(t, rig)
 })
 
-t.test('PostgreSQL unreachable at the insert (connections reset, then refused): 503, the object removed', { skip: pgSkip }, async (t) => {
+/** A fresh database, and its URL through a fault proxy that can cut, refuse or stall. */
+async function databaseBehindProxy (t: Test): Promise<{ url: string, viaProxy: string, proxy: FaultProxy }> {
   const url = await freshDatabase(t, pgUrl ?? '')
-  const direct = new URL(url)
-  const proxy = await startFaultProxy(targetOf(`http://${direct.host}`))
+  const proxy = await startFaultProxy(targetOf(`http://${new URL(url).host}`))
   t.teardown(proxy.close)
   const viaProxy = new URL(url)
   viaProxy.host = `127.0.0.1:${proxy.port}`
-  const rig = await pgRig(t, viaProxy.toString())
+  return { url, viaProxy: viaProxy.toString(), proxy }
+}
+
+t.test('PostgreSQL unreachable at the insert (connections reset, then refused): 503, the object removed', { skip: pgSkip }, async (t) => {
+  const { url, viaProxy, proxy } = await databaseBehindProxy(t)
+  const rig = await pgRig(t, viaProxy)
   const res = await uploadWithFault(rig, async () => {
     proxy.cut()
     await proxy.stopAccepting()
@@ -185,14 +190,8 @@ t.test('PostgreSQL unreachable at the insert (connections reset, then refused): 
 })
 
 t.test('PostgreSQL that stalls without closing the connection: the client-side timeout ends the query', { skip: pgSkip }, async (t) => {
-  const url = await freshDatabase(t, pgUrl ?? '')
-  const direct = new URL(url)
-  const proxy = await startFaultProxy(targetOf(`http://${direct.host}`))
-  t.teardown(proxy.close)
-  const viaProxy = new URL(url)
-  viaProxy.host = `127.0.0.1:${proxy.port}`
-  const { createPostgresFileStore } = await import('../../src/metadata/postgres-file-store.js')
-  const store = await createPostgresFileStore({ connectionString: viaProxy.toString(), statementTimeoutMs: 300 })
+  const { viaProxy, proxy } = await databaseBehindProxy(t)
+  const store = await createPostgresFileStore({ connectionString: viaProxy, statementTimeoutMs: 300 })
   t.teardown(() => store.close())
   await store.migrate()
   await store.check()
