@@ -4,11 +4,11 @@
  * S3_TEST_ENDPOINT and friends (scripts/test-services.sh starts one), else s3rver in a
  * child process, and the figure is labelled with which it was.
  */
-import { DeleteObjectCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3'
+import { DeleteObjectCommand, GetObjectCommand, type S3Client } from '@aws-sdk/client-s3'
 import { Upload } from '@aws-sdk/lib-storage'
 import { createReadStream } from 'node:fs'
 import { Readable } from 'node:stream'
-import { startS3Server } from '../../test/helpers/s3-server.js'
+import { bucketClient, startS3Server } from '../../test/helpers/s3-server.js'
 import { timed } from './stats.js'
 
 export interface S3Target {
@@ -30,15 +30,8 @@ const QUEUE_SIZE = 4
 export async function startS3 (): Promise<S3Target> {
   const closers: Array<() => unknown> = []
   const server = await startS3Server({ teardown: (fn) => { closers.push(fn) } })
-  const client = new S3Client({
-    endpoint: server.endpoint,
-    region: server.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
-    // As the driver's client: plain bodies, no trailing checksums (see s3-blob-store.ts).
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED'
-  })
+  // Configured as the driver's client: plain bodies, no trailing checksums.
+  const client = bucketClient(server)
   return {
     kind: server.kind,
     endpoint: server.endpoint,

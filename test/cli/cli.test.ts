@@ -6,6 +6,7 @@ import t, { type Test } from 'tap'
 import type { BatchError } from '../../schemas/batch-error.js'
 import { KEY_A, startServer } from '../helpers/app.js'
 import { postMultipart } from '../helpers/multipart.js'
+import { INVALID, INVALID_ERRORS, line } from './helpers/invalid-file.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const SAMPLE = fileURLToPath(new URL('../fixtures/test_model.jsonl', import.meta.url))
@@ -33,24 +34,6 @@ async function cli (args: string[], env: Record<string, string> = {}): Promise<R
   })
   return { code, stdout, stderr }
 }
-
-function line (id: string, patch: Record<string, unknown> = {}, model = 'batch-test-model'): string {
-  return JSON.stringify({
-    custom_id: id,
-    method: 'POST',
-    url: '/v1/chat/completions',
-    body: { model, messages: [{ role: 'user', content: `hello ${id}` }] },
-    ...patch
-  })
-}
-
-const INVALID = [line('1'), line('1'), '{"custom_id":"3","method":"POST","url":', '', line('5', { method: 'GET' }), line('6')].join('\n') + '\n'
-const INVALID_ERRORS: BatchError[] = [
-  { code: 'duplicate_custom_id', message: 'line 2: custom_id "1" already used on line 1; custom_id must be unique within the file.', param: 'custom_id', line: 2 },
-  { code: 'invalid_json_line', message: 'line 3: is not valid JSON (Unexpected end of JSON input); write each request as one complete JSON object on a single line.', param: null, line: 3 },
-  { code: 'empty_line', message: 'line 4: is empty; remove blank lines between requests.', param: null, line: 4 },
-  { code: 'invalid_method', message: 'line 5: method must be "POST", got "GET".', param: 'method', line: 5 }
-]
 
 t.test('src/cli.ts starts with the shebang npm needs for the bin', async (t) => {
   t.ok((await readFile(path.join(ROOT, 'src/cli.ts'), 'utf8')).startsWith('#!/usr/bin/env node\n'))

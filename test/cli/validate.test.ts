@@ -3,6 +3,7 @@ import path from 'node:path'
 import t from 'tap'
 import type { BatchError } from '../../schemas/batch-error.js'
 import { runValidate, VALIDATE_USAGE, type CliIo } from '../../src/cli/validate.js'
+import { INVALID, INVALID_ERRORS, line } from './helpers/invalid-file.js'
 
 const SAMPLE = new URL('../fixtures/test_model.jsonl', import.meta.url).pathname
 
@@ -20,25 +21,6 @@ async function validate (argv: string[], env: Record<string, string> = {}, extra
   const code = await runValidate(argv, { stdout, stderr, env, ...extra })
   return { code, stdout: stdout.text, stderr: stderr.text }
 }
-
-function line (id: string, patch: Record<string, unknown> = {}, model = 'batch-test-model'): string {
-  return JSON.stringify({
-    custom_id: id,
-    method: 'POST',
-    url: '/v1/chat/completions',
-    body: { model, messages: [{ role: 'user', content: `hello ${id}` }] },
-    ...patch
-  })
-}
-
-// Four faults: a duplicate custom_id, a cut JSON line, a blank line in the middle, a GET.
-const INVALID = [line('1'), line('1'), '{"custom_id":"3","method":"POST","url":', '', line('5', { method: 'GET' }), line('6')].join('\n') + '\n'
-const INVALID_ERRORS: BatchError[] = [
-  { code: 'duplicate_custom_id', message: 'line 2: custom_id "1" already used on line 1; custom_id must be unique within the file.', param: 'custom_id', line: 2 },
-  { code: 'invalid_json_line', message: 'line 3: is not valid JSON (Unexpected end of JSON input); write each request as one complete JSON object on a single line.', param: null, line: 3 },
-  { code: 'empty_line', message: 'line 4: is empty; remove blank lines between requests.', param: null, line: 4 },
-  { code: 'invalid_method', message: 'line 5: method must be "POST", got "GET".', param: 'method', line: 5 }
-]
 
 t.test('the sample file is valid: text report', async (t) => {
   const got = await validate([SAMPLE])
