@@ -4,7 +4,7 @@ import type { ErrorResponse } from '../../schemas/errors.js'
 
 const ANSWERS: Record<string, { status: number, code: string, message: string }> = {
   ERR_HTTP_REQUEST_TIMEOUT: { status: 408, code: 'request_timeout', message: 'The request headers did not arrive in time (HEADERS_TIMEOUT_MS).' },
-  HPE_HEADER_OVERFLOW: { status: 431, code: 'request_header_fields_too_large', message: 'The request line and headers exceed 16 KiB.' }
+  HPE_HEADER_OVERFLOW: { status: 431, code: 'request_header_fields_too_large', message: 'The request line and headers exceed 16 KiB or 1000 fields.' }
 }
 const MALFORMED = { status: 400, code: 'malformed_request', message: 'The HTTP request could not be parsed.' }
 // Nothing else goes in this header block: keep it in step with plugins/security-headers.ts.

@@ -57,14 +57,18 @@ t.test('absurd headers and request lines: Node\'s parser answers before Fastify 
   const head = (target: string, headers: string) => `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${KEY_A}\r\n${headers}Connection: close\r\n\r\n`
   // src/http/client-error.ts answers in OpenAI's shape when llhttp reports
   // HPE_HEADER_OVERFLOW (Node's maxHeaderSize, 16 KiB, counts the request line too).
-  const overflow = { error: { message: 'The request line and headers exceed 16 KiB.', type: 'invalid_request_error', param: null, code: 'request_header_fields_too_large' } }
+  const overflow = { error: { message: 'The request line and headers exceed 16 KiB or 1000 fields.', type: 'invalid_request_error', param: null, code: 'request_header_fields_too_large' } }
 
   const bigValue = await rawExchange(server.url, head('/v1/files', `X-Big: ${'v'.repeat(64 * 1024)}\r\n`))
   t.equal(bigValue.status, 431, 'a 64 KiB header value')
   t.same(rawJson(bigValue.text), overflow)
 
-  const manySmall = await rawExchange(server.url, head('/v1/files', Array.from({ length: 1000 }, (_, i) => `X-${i}: v\r\n`).join('')))
-  t.equal(manySmall.status, 200, '1000 headers within 16 KiB are an ordinary request')
+  const manySmall = await rawExchange(server.url, head('/v1/files', Array.from({ length: 900 }, (_, i) => `X-${i}: v\r\n`).join('')))
+  t.equal(manySmall.status, 200, '900 headers within 16 KiB are an ordinary request')
+  // Node 24 also caps the number of header fields (about 1000) whatever their size.
+  const tooMany = await rawExchange(server.url, head('/v1/files', Array.from({ length: 1000 }, (_, i) => `X-${i}: v\r\n`).join('')))
+  t.equal(tooMany.status, 431, '1000 small headers')
+  t.same(rawJson(tooMany.text), overflow)
 
   const manyBig = await rawExchange(server.url, head('/v1/files', Array.from({ length: 1000 }, (_, i) => `X-Header-${i}: ${'v'.repeat(16)}\r\n`).join('')))
   t.equal(manyBig.status, 431, '1000 headers past 16 KiB')
