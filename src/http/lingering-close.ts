@@ -1,0 +1,82 @@
+import type { IncomingMessage, Server } from 'node:http'
+import { Socket } from 'node:net'
+
+export interface LingerOptions {
+  /** Most request bytes read and dropped after the answer; 0 turns lingering off. */
+  maxBytes: number
+  /** Longest the connection stays open after the answer; 0 turns lingering off. */
+  timeoutMs: number
+}
+
+/**
+ * Lingering close, as nginx does it (ngx_http_core_module `lingering_close`) and RFC 9112
+ * §9.6 describes: Node closes a connection after an answer marked `Connection: close` by
+ * destroying the socket once the answer is written. When the request's body is still
+ * arriving (an upload refused before it was read: no key, quota, rate limit, overload),
+ * the kernel answers those bytes with a reset, and a reset that overtakes the answer makes
+ * the client see ECONNRESET/EPIPE instead of it (issue 9: 5 of 10 openai SDK uploads).
+ *
+ * So on such a connection the close is done in stages: half-close (the answer and a FIN go
+ * out), then read and drop what the client still sends until its body ends, it closes, or
+ * `maxBytes` / `timeoutMs` is reached, and only then destroy the socket. A connection whose
+ * request was read in full closes as before.
+ */
+export function lingerBeforeClose (server: Server, options: LingerOptions): void {
+  if (options.maxBytes <= 0 || options.timeoutMs <= 0) return
+  // The request each connection is serving: Node gives destroySoon no request to look at.
+  const current = new WeakMap<Socket, IncomingMessage>()
+  server.on('request', (req: IncomingMessage) => { current.set(req.socket, req) })
+  server.on('connection', (socket: Socket) => {
+    // destroySoon is what Node's HTTP server calls after the last answer on a connection
+    // (resOnFinish); replacing it on the instance is the one point that sees every such close.
+    socket.destroySoon = function destroySoon (this: Socket): void {
+      const req = current.get(socket)
+      if (req === undefined || req.complete || socket.destroyed) {
+        Socket.prototype.destroySoon.call(this)
+        return
+      }
+      linger(socket, req, options)
+    }
+  })
+}
+
+function linger (socket: Socket, req: IncomingMessage, options: LingerOptions): void {
+  socket.end()
+  const startBytes = socket.bytesRead
+  const close = (): void => {
+    clearTimeout(timer)
+    socket.destroy()
+  }
+  const timer = setTimeout(close, options.timeoutMs)
+  socket.once('close', () => { clearTimeout(timer) })
+  // Whatever still consumed the body (a multipart parser that gave up) is detached: the
+  // rest is dropped here, or a paused request would stop the socket being read at all.
+  req.unpipe()
+  req.removeAllListeners('data')
+  req.on('data', () => {
+    if (socket.bytesRead - startBytes > options.maxBytes) close()
+  })
+  // The whole body has arrived: nothing more is due (the answer said Connection: close).
+  req.once('end', close)
+  req.resume()
+}
+
+/**
+ * `Expect: 100-continue`: Node answers 100 Continue before the app has seen the request,
+ * so a client that waits for it (curl, for bodies over 1 MiB) sends the whole body even
+ * when the request is then refused. With this handler the 100 goes out only when the app
+ * starts reading the body; a refusal made before that (auth, limits, quota) is the answer
+ * the client gets instead, and it sends no body at all (RFC 9110 §10.1.1).
+ */
+export function continueWhenBodyRead (server: Server): void {
+  server.on('checkContinue', (req: IncomingMessage, res) => {
+    const read = req._read
+    // _read is how every consumer (data listener, pipe, async iterator) asks for bytes.
+    req._read = function firstRead (this: IncomingMessage, size: number): void {
+      req._read = read
+      if (!res.headersSent && !res.writableEnded) res.writeContinue()
+      read.call(this, size)
+    }
+    server.emit('request', req, res)
+  })
+}
