@@ -1,4 +1,4 @@
-import type { IncomingMessage, Server } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import { Socket } from 'node:net'
 
 export interface LingerOptions {
@@ -23,42 +23,52 @@ export interface LingerOptions {
  */
 export function lingerBeforeClose (server: Server, options: LingerOptions): void {
   if (options.maxBytes <= 0 || options.timeoutMs <= 0) return
-  // The request each connection is serving: Node gives destroySoon no request to look at.
-  const current = new WeakMap<Socket, IncomingMessage>()
-  server.on('request', (req: IncomingMessage) => { current.set(req.socket, req) })
+  // The request each connection answered unread: Node gives destroySoon no request to look at.
+  const unread = new WeakMap<Socket, IncomingMessage>()
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    // Before 'finish', where Node would dump the body: a dumped request gets no data events,
+    // so its bytes could not be counted, nor its end seen.
+    res.once('prefinish', () => {
+      if (req.complete) return
+      unread.set(req.socket, req)
+      drain(req, options.maxBytes)
+    })
+  })
   server.on('connection', (socket: Socket) => {
     // destroySoon is what Node's HTTP server calls after the last answer on a connection
     // (resOnFinish); replacing it on the instance is the one point that sees every such close.
     socket.destroySoon = function destroySoon (this: Socket): void {
-      const req = current.get(socket)
+      const req = unread.get(socket)
       if (req === undefined || req.complete || socket.destroyed) {
         Socket.prototype.destroySoon.call(this)
         return
       }
-      linger(socket, req, options)
+      linger(socket, req, options.timeoutMs)
     }
   })
 }
 
-function linger (socket: Socket, req: IncomingMessage, options: LingerOptions): void {
-  socket.end()
-  const startBytes = socket.bytesRead
-  const close = (): void => {
-    clearTimeout(timer)
-    socket.destroy()
-  }
-  const timer = setTimeout(close, options.timeoutMs)
-  socket.once('close', () => { clearTimeout(timer) })
-  // Whatever still consumed the body (a multipart parser that gave up) is detached: the
-  // rest is dropped here, or a paused request would stop the socket being read at all.
+/** Reads and drops the rest of the body; past `maxBytes` the connection is cut. */
+function drain (req: IncomingMessage, maxBytes: number): void {
+  let drained = 0
+  // Whatever still consumed the body (a multipart parser that gave up) is detached: a
+  // paused request would stop the socket being read at all.
   req.unpipe()
   req.removeAllListeners('data')
-  req.on('data', () => {
-    if (socket.bytesRead - startBytes > options.maxBytes) close()
+  req.on('data', (chunk: Buffer) => {
+    drained += chunk.length
+    if (drained > maxBytes) req.socket.destroy()
   })
-  // The whole body has arrived: nothing more is due (the answer said Connection: close).
-  req.once('end', close)
   req.resume()
+}
+
+/** Half-close now; close for good when the body has ended, the client closed, or after `timeoutMs`. */
+function linger (socket: Socket, req: IncomingMessage, timeoutMs: number): void {
+  socket.end()
+  const timer = setTimeout(() => { socket.destroy() }, timeoutMs)
+  socket.once('close', () => { clearTimeout(timer) })
+  // The whole body has arrived: nothing more is due (the answer said Connection: close).
+  req.once('end', () => { socket.destroy() })
 }
 
 /**
