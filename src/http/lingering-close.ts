@@ -68,7 +68,12 @@ function linger (socket: Socket, req: IncomingMessage, timeoutMs: number): void 
   const timer = setTimeout(() => { socket.destroy() }, timeoutMs)
   socket.once('close', () => { clearTimeout(timer) })
   // The whole body has arrived: nothing more is due (the answer said Connection: close).
-  req.once('end', () => { socket.destroy() })
+  // Closed once the answer and the FIN are flushed; a client that never reads them is
+  // left to the timer.
+  req.once('end', () => {
+    if (socket.writableFinished) socket.destroy()
+    else socket.once('finish', () => { socket.destroy() })
+  })
 }
 
 /**
