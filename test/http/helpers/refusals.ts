@@ -1,15 +1,15 @@
 import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import t, { type Test } from 'tap'
-import { ERRORS } from '../../src/errors.js'
-import { KEY_A, listBlobs } from '../helpers/app.js'
-import { getJson, postMultipart } from '../helpers/multipart.js'
-import { startServiceProcess, type ServiceProcess } from '../helpers/process.js'
-import { batch, filePart, purpose } from '../operations/helpers/batch.js'
-import { CLIENTS, type Outcome } from './helpers/clients.js'
+import type { Test } from 'tap'
+import { ERRORS } from '../../../src/errors.js'
+import { KEY_A, listBlobs } from '../../helpers/app.js'
+import { getJson, postMultipart } from '../../helpers/multipart.js'
+import { startServiceProcess, type ServiceProcess } from '../../helpers/process.js'
+import { batch, filePart, purpose } from '../../operations/helpers/batch.js'
+import { CLIENTS, type Outcome } from './clients.js'
 
-// Issue 9, item 2: every early refusal of an upload reaches every client, every time.
+// Issue 9, item 2 (test/http/early-refusals-*.test.ts): every early refusal of an upload reaches every client, every time.
 // Before lingering close, the server closed with the body unread and the kernel's RST
 // often overtook the answer (the openai SDK saw APIConnectionError in 5 of 10 uploads).
 // The server runs as a process of its own, as in production: in the test's own process
@@ -21,7 +21,7 @@ const REPEATS = Number(process.env.EARLY_REFUSAL_REPEATS ?? 20)
 const FILE = batch(9000)
 const LIMITED = 64 * 1024
 
-interface Scenario {
+export interface Scenario {
   name: string
   env: Record<string, string>
   key: string | undefined
@@ -33,7 +33,7 @@ interface Scenario {
   normalize?: (message: string) => string
 }
 
-const SCENARIOS: Scenario[] = [
+export const SCENARIOS: Scenario[] = [
   { name: 'no key', env: {}, key: undefined, status: 401, error: ERRORS.missingApiKey().toErrorObject() },
   { name: 'wrong key', env: {}, key: 'sk-not-a-key-of-anyone-000', status: 401, error: ERRORS.invalidApiKey().toErrorObject() },
   {
@@ -83,7 +83,8 @@ function normalized (outcome: Outcome, scenario: Scenario): Outcome {
   return { status: outcome.status, body: { error: { ...error, message: scenario.normalize(error.message) } } }
 }
 
-async function runScenario (t: Test, scenario: Scenario): Promise<void> {
+/** Runs every client REPEATS times against one scenario's server process; each must see the exact refusal. */
+export async function runScenario (t: Test, scenario: Scenario): Promise<void> {
   const dataDir = t.testdir({})
   const server = await startServiceProcess(t, {
     DATA_DIR: dataDir, API_KEYS: `${KEY_A}=project-a`, OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', ...scenario.env
@@ -106,6 +107,9 @@ async function runScenario (t: Test, scenario: Scenario): Promise<void> {
   t.same(await listBlobs(dataDir), blobsBefore, 'nothing stored, no temp file left')
 }
 
-for (const scenario of SCENARIOS) {
-  t.test(`${scenario.name}: every client sees the refusal every time`, async (t) => { await runScenario(t, scenario) })
+/** Registers the named scenarios as tests of the calling file (split in files so tap runs them side by side). */
+export function testScenarios (t: Test, names: string[]): void {
+  for (const scenario of SCENARIOS.filter((s) => names.includes(s.name))) {
+    void t.test(`${scenario.name}: every client sees the refusal every time`, async (t) => { await runScenario(t, scenario) })
+  }
 }
