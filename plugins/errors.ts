@@ -45,7 +45,8 @@ export function toApiError (error: FastifyError | ApiError | Error): ApiError {
 
 export function sendApiError (request: FastifyRequest, reply: FastifyReply, error: ApiError): FastifyReply {
   // A request refused before its body was read (auth, limits, a bad line) must not
-  // leave the socket parked on an unread upload: ask the client to close it.
+  // leave the socket parked on an unread upload: ask the client to close it. The rest of
+  // the body is drained before the close (plugins/lingering-close.ts).
   if (!request.raw.complete) reply.header('connection', 'close')
   const body = error.toErrorObject()
   reply.code(error.statusCode)

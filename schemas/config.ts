@@ -76,6 +76,14 @@ export const ConfigSchema = Type.Object({
     minimum: 1, default: 60000,
     description: 'A connection on which nothing moves for this long is closed (an upload that keeps sending is never cut, however long it takes).'
   }),
+  LINGER_MAX_BYTES: Type.Integer({
+    minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 16 * MiB,
+    description: 'After refusing a request whose body is still arriving, read and drop at most this many more bytes before closing, so the client reads the answer instead of a reset; 0: close at once.'
+  }),
+  LINGER_TIMEOUT_MS: Type.Integer({
+    minimum: 0, default: 10000,
+    description: 'Longest such a connection stays open after the answer; 0: close at once.'
+  }),
   KEEP_ALIVE_TIMEOUT_MS: Type.Integer({
     minimum: 1, default: 72000,
     description: 'How long an idle keep-alive connection stays open; above the idle timeout of a gateway or load balancer in front.'

@@ -5,6 +5,7 @@ import authPlugin from '../plugins/auth.js'
 import corsPlugin from '../plugins/cors.js'
 import errorsPlugin, { frameworkErrorHandler } from '../plugins/errors.js'
 import gracefulShutdownPlugin from '../plugins/graceful-shutdown.js'
+import lingeringClosePlugin from '../plugins/lingering-close.js'
 import metadataPlugin from '../plugins/metadata.js'
 import metricsPlugin from '../plugins/metrics.js'
 import openApiPlugin from '../plugins/openapi.js'
@@ -102,6 +103,7 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
   const app = Fastify(fastifyOptions(config, options.logger))
 
   await app.register(requestIdPlugin)
+  await app.register(lingeringClosePlugin, { maxBytes: config.LINGER_MAX_BYTES, timeoutMs: config.LINGER_TIMEOUT_MS })
   // Before every refusal (overload, auth, limits), so a permitted browser can read those too.
   await app.register(corsPlugin, { origins: config.CORS_ORIGINS })
   await app.register(errorsPlugin)

@@ -68,6 +68,9 @@ export const ERRORS = {
     `Content-Type ${contentType === undefined ? '(none)' : JSON.stringify(cut(contentType, 100))} is not supported here; send multipart/form-data with the fields "file" and "purpose".`),
   fileTooLarge: (limit: number, purpose: string | undefined) => new ApiError(413, INVALID, 'file_too_large', 'file',
     `File is too large: the limit${purpose === undefined ? '' : ` for purpose '${purpose}'`} is ${limit} bytes (${mib(limit)}).`),
+  /** Refused from the Content-Length alone, before a byte of the body is read: no file of it could fit. */
+  uploadTooLarge: (contentLength: number, limit: number) => new ApiError(413, INVALID, 'file_too_large', 'file',
+    `File is too large: the request declares ${contentLength} bytes (Content-Length), more than the largest file accepted, ${limit} bytes (${mib(limit)}).`),
   invalidBatchFile: (message: string, errors: BatchError[], count: number) => new ApiError(400, INVALID, 'invalid_batch_file', 'file',
     message, { lineErrors: { errors, count } }),
   rangeNotSatisfiable: (size: number) => new ApiError(416, INVALID, 'range_not_satisfiable', 'range',

@@ -16,12 +16,20 @@ export interface UploadRouteOptions {
 }
 
 const MULTIPART_FIELDS = 10
+const FIELD_BYTES = 64 * 1024
+/**
+ * What a multipart body may hold besides the file: the fields (10 of 64 KiB) and the part
+ * headers (busboy reads at most 16 KiB of them per part), rounded up. A Content-Length past
+ * the largest file plus this cannot carry an acceptable file, and is refused unread.
+ */
+const MULTIPART_ALLOWANCE_BYTES = 1024 * 1024
 
 /** `POST /files`: hands the multipart stream to the upload pipeline. */
 export default async function uploadRoute (fastify: FastifyInstance, options: UploadRouteOptions): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   const { family, quota } = options
   const { limits } = options.upload
+  const largestFile = Math.max(limits.maxFileBytes, limits.batchMaxFileBytes)
 
   // Encapsulated here: only the upload route parses multipart, with explicit limits.
   // throwFileSizeLimit is off because the pipeline enforces the size itself, per purpose,
@@ -30,11 +38,11 @@ export default async function uploadRoute (fastify: FastifyInstance, options: Up
     throwFileSizeLimit: false,
     limits: {
       files: 1,
-      fileSize: Math.max(limits.maxFileBytes, limits.batchMaxFileBytes) + 1,
+      fileSize: largestFile + 1,
       fields: MULTIPART_FIELDS,
       parts: MULTIPART_FIELDS + 1,
       fieldNameSize: MAX_FIELD_NAME_BYTES,
-      fieldSize: 64 * 1024,
+      fieldSize: FIELD_BYTES,
       headerPairs: 100
     }
   })
@@ -64,6 +72,8 @@ export default async function uploadRoute (fastify: FastifyInstance, options: Up
     if (app.shutdownSignal.aborted) onShutdown()
     try {
       if (!request.isMultipart()) throw ERRORS.unsupportedMediaType(request.headers['content-type'])
+      const declared = Number(request.headers['content-length'])
+      if (declared > largestFile + MULTIPART_ALLOWANCE_BYTES) throw ERRORS.uploadTooLarge(declared, largestFile)
       // A project already at its quota is refused before a byte of the body is read.
       await quota.admit(request.project)
       const record = await uploadFile(request.parts() as AsyncIterable<UploadPart>, { project: request.project, signal: abort.signal }, {

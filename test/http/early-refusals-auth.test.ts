@@ -1,0 +1,4 @@
+import t from 'tap'
+import { testScenarios } from './helpers/refusals.js'
+
+testScenarios(t, ['no key', 'wrong key'])
