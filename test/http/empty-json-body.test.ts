@@ -80,8 +80,9 @@ for (const prefix of ['/v1', '/api/v1']) {
     const url = `${server.url}${prefix}/files/${id}`
     const headers = { authorization: `Bearer ${KEY_A}`, 'content-type': 'application/json' }
     // JSON.parse accepts the last two: refusing them shows Fastify's poisoning guard still runs.
-    for (const [body, what] of [['{"oops"', 'broken JSON'], ['{"__proto__":{"x":1}}', 'a __proto__ key'], ['{"constructor":{"prototype":{}}}', 'a constructor.prototype key']]) {
-      const bytes = Buffer.from(body ?? '')
+    const bodies: Array<[string, string]> = [['{"oops"', 'broken JSON'], ['{"__proto__":{"x":1}}', 'a __proto__ key'], ['{"constructor":{"prototype":{}}}', 'a constructor.prototype key']]
+    for (const [body, what] of bodies) {
+      const bytes = Buffer.from(body)
       const res = await send(url, 'DELETE', { ...headers, 'content-length': String(bytes.length) }, bytes)
       t.equal(res.status, 400, what)
       const error = prefix === '/v1' ? res.json().error : res.json().data.error
