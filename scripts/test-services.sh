@@ -6,6 +6,8 @@
 #                                    both accept connections, prints `export` lines
 #   scripts/test-services.sh python  only installs (or upgrades) the official openai Python
 #                                    SDK into a virtualenv in the cache, prints its export line
+#                                    (start also does this, and warms Go's build cache for
+#                                    the openai-go client program in test/clients/go)
 #   scripts/test-services.sh stop [DIR]
 #                                    stops what `start` started (DIR defaults to
 #                                    $FILES_API_SERVICES_DIR, which `start` exports)
@@ -197,6 +199,19 @@ openai_python () {
   echo "$venv/bin/python"
 }
 
+# The client matrix's Go program (test/clients/go) links openai-go, whose first build takes
+# minutes of CPU: build it once here, before the tests, so the test only hits Go's build
+# cache. A failure is reported by the test itself.
+warm_go_client () {
+  local module
+  module=$(cd "$(dirname "$0")/.." && pwd)/test/clients/go
+  [ -f "$module/go.mod" ] || return 0
+  command -v go >/dev/null || { log "go not found: test/clients/go-sdk.test.ts will fail"; return 0; }
+  log "building the openai-go client program (cached after the first run)"
+  (cd "$module" && GOTOOLCHAIN=local GOFLAGS=-mod=readonly go build -o /dev/null . >&2) ||
+    log "could not build test/clients/go: test/clients/go-sdk.test.ts will say why"
+}
+
 # ---------------------------------------------------------------- commands
 
 cmd_stop () {
@@ -218,6 +233,7 @@ cmd_start () {
   start_s3
   local python
   python=$(openai_python)
+  warm_go_client
   local env=$STATE_DIR/env
   (
     umask 077

@@ -103,8 +103,10 @@ export function programEnv (server: TestServer, inputs: Inputs): Record<string, 
   }
 }
 
-/** Runs a program to its end and parses the one JSON document it prints; its time in ms for the report. */
-export async function runProgram (command: string, args: string[], env: Record<string, string>, cwd?: string): Promise<{ result: LifecycleResult, ms: number }> {
+/** Runs a program to its end; with `json` (the default) parses the one JSON document it prints. Its time in ms for the report. */
+export async function runProgram (command: string, args: string[], env: Record<string, string>, cwd?: string): Promise<{ result: LifecycleResult, ms: number }>
+export async function runProgram (command: string, args: string[], env: Record<string, string>, cwd: string, options: { json: false }): Promise<{ ms: number }>
+export async function runProgram (command: string, args: string[], env: Record<string, string>, cwd?: string, options: { json: boolean } = { json: true }): Promise<{ result?: LifecycleResult, ms: number }> {
   const started = performance.now()
   const child = spawn(command, args, { env: { ...process.env, ...env }, cwd, stdio: ['ignore', 'pipe', 'pipe'] })
   const out: Buffer[] = []
@@ -117,7 +119,8 @@ export async function runProgram (command: string, args: string[], env: Record<s
   })
   const stdout = Buffer.concat(out).toString('utf8')
   if (code !== 0) throw new Error(`${command} ${args.join(' ')} exited ${code}:\n${Buffer.concat(err).toString('utf8')}\n${stdout}`)
-  return { result: JSON.parse(stdout) as LifecycleResult, ms: Math.round(performance.now() - started) }
+  const ms = Math.round(performance.now() - started)
+  return options.json ? { result: JSON.parse(stdout) as LifecycleResult, ms } : { ms }
 }
 
 export interface ErrorClasses { authentication: string, notFound: string, badRequest: string }
