@@ -4,6 +4,10 @@
 #
 #   scripts/test-services.sh start   installs what is missing, starts both, waits until
 #                                    both accept connections, prints `export` lines
+#   scripts/test-services.sh python  only installs (or upgrades) the official openai Python
+#                                    SDK into a virtualenv in the cache, prints its export line
+#                                    (start also does this, and warms Go's build cache for
+#                                    the openai-go client program in test/clients/go)
 #   scripts/test-services.sh stop [DIR]
 #                                    stops what `start` started (DIR defaults to
 #                                    $FILES_API_SERVICES_DIR, which `start` exports)
@@ -176,6 +180,38 @@ stop_s3 () {
   kill -9 -- "-$pid" 2>/dev/null || true
 }
 
+# ---------------------------------------------------------------- openai Python SDK
+
+# The client matrix (test/clients) drives the service with the latest official Python SDK.
+# One virtualenv per machine in the cache, upgraded on every start so that CI tests the
+# release users get; an existing install is kept should PyPI not answer.
+openai_python () {
+  local venv=$CACHE_DIR/openai-python-venv
+  if ! [ -x "$venv/bin/python" ]; then
+    log "creating the openai Python SDK's virtualenv in $venv"
+    python3 -m venv "$venv" >&2 || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+  fi
+  if ! "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade openai >&2; then
+    "$venv/bin/python" -c 'import openai' 2>/dev/null || die "the openai Python SDK could not be installed"
+    log "could not upgrade the openai Python SDK: keeping the installed one"
+  fi
+  log "openai Python SDK $("$venv/bin/python" -c 'import openai; print(openai.__version__)')"
+  echo "$venv/bin/python"
+}
+
+# The client matrix's Go program (test/clients/go) links openai-go, whose first build takes
+# minutes of CPU: build it once here, before the tests, so the test only hits Go's build
+# cache. A failure is reported by the test itself.
+warm_go_client () {
+  local module
+  module=$(cd "$(dirname "$0")/.." && pwd)/test/clients/go
+  [ -f "$module/go.mod" ] || return 0
+  command -v go >/dev/null || { log "go not found: test/clients/go-sdk.test.ts will fail"; return 0; }
+  log "building the openai-go client program (cached after the first run)"
+  (cd "$module" && GOTOOLCHAIN=local GOFLAGS=-mod=readonly go build -o /dev/null . >&2) ||
+    log "could not build test/clients/go: test/clients/go-sdk.test.ts will say why"
+}
+
 # ---------------------------------------------------------------- commands
 
 cmd_stop () {
@@ -195,6 +231,9 @@ cmd_start () {
   trap 'status=$?; if [ $status -ne 0 ]; then cmd_stop "$STATE_DIR"; fi' EXIT
   start_postgres
   start_s3
+  local python
+  python=$(openai_python)
+  warm_go_client
   local env=$STATE_DIR/env
   (
     umask 077
@@ -206,6 +245,7 @@ export S3_TEST_ACCESS_KEY_ID='$S3_ACCESS'
 export S3_TEST_SECRET_ACCESS_KEY='$S3_SECRET'
 export S3_TEST_REGION='$S3_REGION'
 export S3_TEST_SERVER_KIND='$S3_KIND'
+export OPENAI_PYTHON='$python'
 EOF
   )
   log "PostgreSQL on 127.0.0.1:$PG_PORT, $S3_KIND on 127.0.0.1:$S3_PORT; stop with: $0 stop $STATE_DIR"
@@ -214,6 +254,7 @@ EOF
 
 case ${1:-} in
   start) cmd_start ;;
+  python) python=$(openai_python); echo "export OPENAI_PYTHON='$python'" ;;
   stop) cmd_stop "${2:-}" ;;
-  *) echo "usage: $0 start | stop [DIR]" >&2; exit 2 ;;
+  *) echo "usage: $0 start | python | stop [DIR]" >&2; exit 2 ;;
 esac

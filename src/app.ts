@@ -5,6 +5,7 @@ import authPlugin from '../plugins/auth.js'
 import corsPlugin from '../plugins/cors.js'
 import errorsPlugin, { frameworkErrorHandler } from '../plugins/errors.js'
 import gracefulShutdownPlugin from '../plugins/graceful-shutdown.js'
+import jsonBodyPlugin from '../plugins/json-body.js'
 import lingeringClosePlugin from '../plugins/lingering-close.js'
 import metadataPlugin from '../plugins/metadata.js'
 import metricsPlugin from '../plugins/metrics.js'
@@ -107,6 +108,7 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
   // Before every refusal (overload, auth, limits), so a permitted browser can read those too.
   await app.register(corsPlugin, { origins: config.CORS_ORIGINS })
   await app.register(errorsPlugin)
+  await app.register(jsonBodyPlugin)
   await app.register(metricsPlugin)
   await app.register(overloadPlugin, {
     maxEventLoopDelayMs: config.OVERLOAD_MAX_EVENT_LOOP_DELAY_MS,
