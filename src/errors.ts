@@ -75,6 +75,9 @@ export const ERRORS = {
     message, { lineErrors: { errors, count } }),
   rangeNotSatisfiable: (size: number) => new ApiError(416, INVALID, 'range_not_satisfiable', 'range',
     `The requested range is not satisfiable; the file has ${size} bytes.`),
+  /** If-Match or If-Unmodified-Since named another version of an immutable file (RFC 9110 §13.2.2). */
+  preconditionFailed: (header: 'if-match' | 'if-unmodified-since') => new ApiError(412, INVALID, 'precondition_failed', header,
+    `The ${header === 'if-match' ? 'If-Match' : 'If-Unmodified-Since'} condition does not hold for this file.`),
   contentUnavailable: (id: string, cause: unknown) => (cause instanceof BlobNotFoundError
     ? new ApiError(500, 'server_error', 'content_missing', null, 'The server had an error while processing your request.', { cause: new Error(`object of ${id} is missing`, { cause }) })
     : ERRORS.storageUnavailable(cause)),
