@@ -111,6 +111,7 @@ function formatSummary (source: string, target: string, results: TableCopyResult
     out.push(`${r.table}: ${r.sourceRows} rows in the source; ${copied}, already present ${r.alreadyPresent}, conflicts ${r.conflicts}, target rows not in the source ${r.foreignRows}`)
     if (r.conflicts > 0) out.push(`  conflicting ${r.table} rows (same key, other content): ${r.conflictKeys.join(', ')}${r.conflicts > r.conflictKeys.length ? ', …' : ''}`)
   }
+  if (results.every((r) => r.sourceRows === 0)) out.push('note: the source holds no rows: are DATA_DIR and SQLITE_PATH those of the deployment?')
   if (refused) out.push('refused: the target holds other content; nothing was written. Point --to at an empty database, or at this deployment\'s copy.')
   else if (dryRun) out.push('dry run: nothing was written.')
   return out.join('\n') + '\n'
