@@ -71,11 +71,8 @@ async function targetRows (db: Kysely<AnyDatabase>, table: CopiedTable, keys: un
   return new Map(rows.map((row) => [String(row[table.key]), row]))
 }
 
-export class ConcurrentWriteError extends Error {
-  constructor (table: string) {
-    super(`rows of ${table} appeared in the target during the copy: is a service already writing to it? Stop it and run the copy again`)
-    this.name = 'ConcurrentWriteError'
-  }
+function concurrentWrite (table: string): Error {
+  return new Error(`rows of ${table} appeared in the target during the copy: is a service already writing to it? Stop it and run the copy again`)
 }
 
 /**
@@ -84,7 +81,7 @@ export class ConcurrentWriteError extends Error {
  * content, conflicts (same key, other content) and the target's rows the source lacks; any
  * conflict or foreign row stops the run before its first write, so a target of another
  * deployment is never mixed with this one. The second pass inserts the missing rows, a page
- * per transaction; a row that appeared meanwhile aborts that page (ConcurrentWriteError).
+ * per transaction; a row that appeared meanwhile rolls that page back and fails the run.
  */
 export async function copyMetadata (opts: CopyOptions): Promise<TableCopyResult[]> {
   const tables = opts.tables ?? COPIED_TABLES
@@ -117,7 +114,7 @@ export async function copyMetadata (opts: CopyOptions): Promise<TableCopyResult[
         const missing = page.filter((row) => !present.has(String(row[table.key])))
         if (missing.length === 0) return
         const inserted = await trx.insertInto(table.name).values(missing).onConflict((oc) => oc.column(table.key).doNothing()).returning(table.key).execute()
-        if (inserted.length !== missing.length) throw new ConcurrentWriteError(table.name)
+        if (inserted.length !== missing.length) throw concurrentWrite(table.name)
         result.copied += inserted.length
       })
     }
