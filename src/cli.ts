@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util'
+import { runCopyMetadata } from './cli/copy-metadata.js'
 import { runReconcile } from './cli/reconcile.js'
 import { EXIT_USAGE, runValidate } from './cli/validate.js'
 import { packageVersion } from './version.js'
@@ -11,6 +12,8 @@ Commands:
                                 would, without uploading it
   reconcile [--dry-run]         remove orphan objects, dangling rows and
                                 unfinished uploads (what a crash leaves)
+  copy-metadata --to URL        copy the embedded SQLite metadata into
+                                PostgreSQL (the move to replicas)
 
 Options:
   -h, --help     show this help ('files-api validate --help' for the command)
@@ -22,6 +25,7 @@ async function main (argv: string[]): Promise<number> {
   const io = { stdout: process.stdout, stderr: process.stderr, env: process.env }
   if (command === 'validate') return runValidate(rest, io)
   if (command === 'reconcile') return runReconcile(rest, io)
+  if (command === 'copy-metadata') return runCopyMetadata(rest, io)
   let values: { help?: boolean, version?: boolean }
   try {
     ({ values } = parseArgs({ args: argv, options: { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'v' } }, allowPositionals: true }))

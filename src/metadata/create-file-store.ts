@@ -23,5 +23,10 @@ export async function createFileStore (config: FileStoreConfig, options: CreateF
       onPoolError: options.onPoolError
     })
   }
-  return await createSqliteFileStore({ filename: config.SQLITE_PATH ?? path.join(config.DATA_DIR, 'files.db') })
+  return await createSqliteFileStore({ filename: sqlitePath(config) })
+}
+
+/** Where the embedded default keeps its metadata (also the source of `files-api copy-metadata`). */
+export function sqlitePath (config: Pick<Config, 'SQLITE_PATH' | 'DATA_DIR'>): string {
+  return config.SQLITE_PATH ?? path.join(config.DATA_DIR, 'files.db')
 }

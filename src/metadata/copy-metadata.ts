@@ -1,0 +1,123 @@
+import type { Kysely } from 'kysely'
+
+/** Any table as rows of plain columns: the copy reads and writes columns without knowing them. */
+export type AnyDatabase = Record<string, Record<string, unknown>>
+
+export interface CopiedTable {
+  name: string
+  /** The primary key: pages are keyset-paged on it, rows matched by it. */
+  key: string
+}
+
+/**
+ * Every table a deployment's metadata lives in. A new table (issue 9's `deployment`
+ * identity, say) is one more line here; test/cli/copy-metadata.test.ts fails while a
+ * migrated table is missing from the list.
+ */
+export const COPIED_TABLES: readonly CopiedTable[] = [
+  { name: 'files', key: 'id' }
+]
+
+export interface TableCopyResult {
+  table: string
+  sourceRows: number
+  copied: number
+  alreadyPresent: number
+  /** Rows of the same key whose content differs (at most MAX_LISTED listed, all counted). */
+  conflicts: number
+  conflictKeys: string[]
+  /** Rows of the target that the source does not hold: another deployment's. */
+  foreignRows: number
+}
+
+export interface CopyOptions {
+  source: Kysely<AnyDatabase>
+  target: Kysely<AnyDatabase>
+  tables?: readonly CopiedTable[]
+  pageSize?: number
+  /** Check only: count what would be copied, write nothing. */
+  dryRun?: boolean
+}
+
+const MAX_LISTED = 20
+
+/**
+ * The same value on both sides: PostgreSQL returns int8 as a string, SQLite as a number,
+ * so every value is compared as its text (JSON columns are copied verbatim as text).
+ */
+function sameRow (a: Record<string, unknown>, b: Record<string, unknown>): boolean {
+  return Object.keys(a).every((column) => {
+    const x = a[column]
+    const y = b[column]
+    return x === null || x === undefined ? y === null || y === undefined : y !== null && y !== undefined && String(x) === String(y)
+  })
+}
+
+/** Source pages in key order, one page in memory at a time. */
+async function * sourcePages (db: Kysely<AnyDatabase>, table: CopiedTable, pageSize: number): AsyncGenerator<Array<Record<string, unknown>>> {
+  let after: unknown
+  for (;;) {
+    let select = db.selectFrom(table.name).selectAll()
+    if (after !== undefined) select = select.where(table.key, '>', after)
+    const rows = await select.orderBy(table.key).limit(pageSize).execute()
+    if (rows.length === 0) return
+    yield rows
+    after = rows[rows.length - 1]?.[table.key]
+  }
+}
+
+async function targetRows (db: Kysely<AnyDatabase>, table: CopiedTable, keys: unknown[]): Promise<Map<string, Record<string, unknown>>> {
+  const rows = await db.selectFrom(table.name).selectAll().where(table.key, 'in', keys).execute()
+  return new Map(rows.map((row) => [String(row[table.key]), row]))
+}
+
+function concurrentWrite (table: string): Error {
+  return new Error(`rows of ${table} appeared in the target during the copy: is a service already writing to it? Stop it and run the copy again`)
+}
+
+/**
+ * Copies every row of `tables` from source to target, or nothing when the target holds
+ * anything else. A first pass writes nothing: it counts rows already present with the same
+ * content, conflicts (same key, other content) and the target's rows the source lacks; any
+ * conflict or foreign row stops the run before its first write, so a target of another
+ * deployment is never mixed with this one. The second pass inserts the missing rows, a page
+ * per transaction; a row that appeared meanwhile rolls that page back and fails the run.
+ */
+export async function copyMetadata (opts: CopyOptions): Promise<TableCopyResult[]> {
+  const tables = opts.tables ?? COPIED_TABLES
+  const pageSize = opts.pageSize ?? 500
+  const results: TableCopyResult[] = []
+  for (const table of tables) {
+    const result: TableCopyResult = { table: table.name, sourceRows: 0, copied: 0, alreadyPresent: 0, conflicts: 0, conflictKeys: [], foreignRows: 0 }
+    for await (const page of sourcePages(opts.source, table, pageSize)) {
+      const present = await targetRows(opts.target, table, page.map((row) => row[table.key]))
+      result.sourceRows += page.length
+      for (const row of page) {
+        const existing = present.get(String(row[table.key]))
+        if (existing === undefined) continue
+        if (sameRow(row, existing)) result.alreadyPresent++
+        else if (++result.conflicts <= MAX_LISTED) result.conflictKeys.push(String(row[table.key]))
+      }
+    }
+    const counted = await opts.target.selectFrom(table.name).select((eb) => eb.fn.countAll<number | string>().as('n')).executeTakeFirstOrThrow()
+    result.foreignRows = Number(counted.n) - result.alreadyPresent - result.conflicts
+    results.push(result)
+  }
+  if (opts.dryRun === true || results.some((r) => r.conflicts > 0 || r.foreignRows > 0)) return results
+
+  for (const [index, table] of tables.entries()) {
+    const result = results[index]
+    if (result === undefined) continue
+    for await (const page of sourcePages(opts.source, table, pageSize)) {
+      await opts.target.transaction().execute(async (trx) => {
+        const present = await targetRows(trx, table, page.map((row) => row[table.key]))
+        const missing = page.filter((row) => !present.has(String(row[table.key])))
+        if (missing.length === 0) return
+        const inserted = await trx.insertInto(table.name).values(missing).onConflict((oc) => oc.column(table.key).doNothing()).returning(table.key).execute()
+        if (inserted.length !== missing.length) throw concurrentWrite(table.name)
+        result.copied += inserted.length
+      })
+    }
+  }
+  return results
+}
