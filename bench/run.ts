@@ -12,6 +12,7 @@ import path from 'node:path'
 import { batchFile, type DataFile, type Shape } from './lib/data.js'
 import { contentFigures, uploadFsFigures, uploadS3Figures, validatorFigures } from './lib/figures-transfer.js'
 import { concurrencyFigures, memoryFigures, metadataFigures } from './lib/figures-service.js'
+import { memoryBoundFigures } from './lib/figures-memory-bound.js'
 import { parseOptions, type BenchOptions, type Group } from './lib/options.js'
 import { describeMachine, formatTable, writeResults, type Figure } from './lib/report.js'
 import { startS3, type S3Target } from './lib/s3.js'
@@ -66,6 +67,7 @@ async function main (opts: BenchOptions): Promise<void> {
       for (const mib of opts.memorySizesMiB) files.push(await file('short', mib))
       figures.push(...await memoryFigures(fsServer, files, opts.runs, log))
     }
+    if (want('memory-bound')) figures.push(...await memoryBoundFigures(fsServer, dataDir, opts.runs, log))
     if (want('upload-s3') || want('content')) {
       log('starting the S3 server')
       s3 = await startS3()

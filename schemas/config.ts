@@ -96,6 +96,10 @@ export const ConfigSchema = Type.Object({
   OVERLOAD_MAX_HEAP_USED_BYTES: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0, description: 'Answer 503 while the V8 heap in use exceeds this; 0: no limit.' }),
   OVERLOAD_MAX_RSS_BYTES: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0, description: 'Answer 503 while the resident set size exceeds this; 0: no limit.' }),
   OVERLOAD_RETRY_AFTER_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 10, description: 'Retry-After of overload answers.' }),
+  MAX_CONCURRENT_UPLOADS: Type.Integer({
+    minimum: 0, maximum: 100000, default: 8,
+    description: 'Uploads one replica receives at once; more are answered 503 with Retry-After (OVERLOAD_RETRY_AFTER_SECONDS) before their body is read. Bounds memory (see Memory); 0: no bound.'
+  }),
   RATE_LIMIT_MAX: Type.Integer({ minimum: 0, default: 0, description: 'Requests per API key (per project in gateway mode) and window, counted per replica; 0: no limit.' }),
   RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60000, description: 'Rate limit window.' }),
   PROJECT_MAX_FILES: Type.Integer({ minimum: 0, default: 0, description: 'Most live files per project; 0: unlimited.' }),

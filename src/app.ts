@@ -31,6 +31,7 @@ import type { BlobStore } from './storage/blob-store.js'
 import { createBlobStore } from './storage/create-blob-store.js'
 import { observeBlobStore, type StorageOperation } from './storage/observed-blob-store.js'
 import { createQuotaGuard } from './upload/quota.js'
+import { createUploadSlots } from './upload/upload-slots.js'
 
 export interface BuildAppOptions {
   config: Config
@@ -149,7 +150,8 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
   const quota = createQuotaGuard({ maxFiles: config.PROJECT_MAX_FILES, maxBytes: config.PROJECT_MAX_BYTES }, { fileStore: app.fileStore, now })
   await app.register(healthRoutes)
   await app.register(metricsRoutes, config.METRICS_TOKEN === undefined ? {} : { token: config.METRICS_TOKEN })
-  await app.register(filesRoutes, { prefix: '/v1', envelope: false, upload, quota })
-  await app.register(filesRoutes, { prefix: '/api/v1', envelope: true, upload, quota })
+  const admission = { slots: createUploadSlots(config.MAX_CONCURRENT_UPLOADS), busyRetryAfterSeconds: config.OVERLOAD_RETRY_AFTER_SECONDS }
+  await app.register(filesRoutes, { prefix: '/v1', envelope: false, upload, quota, ...admission })
+  await app.register(filesRoutes, { prefix: '/api/v1', envelope: true, upload, quota, ...admission })
   return app
 }

@@ -99,6 +99,9 @@ export const ERRORS = {
     `Rate limit reached for this API key: at most ${max} requests per ${windowMs / 1000} s. Retry in ${retryAfterSeconds} s.`),
   overloaded: (retryAfterSeconds: number) => new ApiError(503, 'server_error', 'server_overloaded', null,
     `The server is overloaded; nothing was done. Retry in ${retryAfterSeconds} s.`),
+  /** 503, as for overload: the openai SDKs retry it, after Retry-After. */
+  tooManyUploads: (max: number, retryAfterSeconds: number) => new ApiError(503, 'server_error', 'too_many_concurrent_uploads', null,
+    `This server is already receiving ${max} uploads, its limit; nothing was read or stored. Retry in ${retryAfterSeconds} s.`),
   shuttingDown: () => new ApiError(503, 'server_error', 'server_shutting_down', null,
     'The server is shutting down and abandoned this upload; nothing was stored. Try again.'),
   invalidProjectHeader: (header: string) => new ApiError(400, INVALID, 'invalid_project', header,

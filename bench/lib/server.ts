@@ -61,6 +61,8 @@ export async function startServer (opts: ServerOptions): Promise<RunningServer> 
     MAX_FILE_BYTES: String(4 * GiB),
     BATCH_MAX_FILE_BYTES: String(4 * GiB),
     BATCH_MAX_REQUESTS: '20000000',
+    // Room for --concurrency past the default bound of 16 uploads at once.
+    MAX_CONCURRENT_UPLOADS: '256',
     // The default, pinned: a rate limit would turn the metadata figures into 429s.
     RATE_LIMIT_MAX: '0',
     STORAGE_DRIVER: opts.driver,

@@ -32,6 +32,8 @@ export interface BatchValidationResult {
 // OpenAI: "custom_id ... Must be unique for each request in a batch", at most 512 characters.
 const MAX_CUSTOM_ID_CHARS = 512
 const DEFAULT_MAX_REPORTED = 100
+const MAX_COUNTED_MODELS = 100
+const MAX_MODEL_KEY_CHARS = 256
 const MESSAGE_ROLES: ReadonlySet<string> = new Set(['system', 'user', 'assistant', 'tool', 'developer', 'function'])
 const ROLE_LIST = [...MESSAGE_ROLES].join(', ')
 /** The body field each endpoint cannot run without. */
@@ -49,6 +51,9 @@ const REQUIRED_BODY_FIELD: ReadonlyMap<string, string> = new Map(Object.entries(
  * and `messages` reports only its first bad entry, so one line cannot flood the report.
  */
 export { summarizeBatchErrors, validateBatchFilename } from './batch-messages.js'
+
+/** Exported as a symbol, like the splitter's kPendingBytes: tests read the set's bound. */
+export const kTrackedIds: unique symbol = Symbol('BatchValidator.trackedIds')
 
 export class BatchValidator {
   readonly #maxRequests: number
@@ -90,6 +95,11 @@ export class BatchValidator {
       onLineRange: (buf, start, end, n) => this.#onLine(buf, start, end, n),
       onOversizedLine: (n) => this.#onOversizedLine(n)
     })
+  }
+
+  /** The custom_id set's size and bytes: for tests of its bound, not part of the API. */
+  get [kTrackedIds] (): { size: number, bytes: number } {
+    return { size: this.#ids.size, bytes: this.#ids.bytes }
   }
 
   /** Live, so the caller can stop storing at the first error while validation reads on. */
@@ -214,7 +224,9 @@ export class BatchValidator {
         return
       }
     }
-    const first = this.#ids.firstLineOrAdd(id, n)
+    // Past the limit the file is refused anyway: its ids are still compared with the
+    // recorded ones, but never kept, so the set holds at most maxRequests ids (issue #9).
+    const first = this.#requests > this.#maxRequests ? this.#ids.firstLine(id) : this.#ids.firstLineOrAdd(id, n)
     if (first !== 0) this.#error('duplicate_custom_id', n, 'custom_id', `line ${n}: custom_id ${quote(id)} already used on line ${first}; custom_id must be unique within the file.`)
   }
 
@@ -255,11 +267,24 @@ export class BatchValidator {
       this.#modelCount = 1
       this.#modelLine = n
     } else {
-      this.#models.set(model, (this.#models.get(model) ?? 0) + 1)
+      this.#countOtherModel(model)
       const message = `line ${n}: body.model ${quote(model)} differs from ${quote(this.#model)} on line ${this.#modelLine}; a batch runs one model.`
       if (this.#rejectModelMismatch) this.#error('model_mismatch', n, 'body.model', message)
       else this.#warning('model_mismatch', n, 'body.model', message)
     }
+  }
+
+  /**
+   * The other models are counted for the report only, so their memory is capped: every
+   * line of a file could name another model of up to a line's length (issue #9 item 7).
+   * Past MAX_COUNTED_MODELS distinct names new ones go uncounted, and a name is counted
+   * under its first MAX_MODEL_KEY_CHARS characters; the warnings and errors are exact.
+   */
+  #countOtherModel (model: string): void {
+    const key = truncate(model, MAX_MODEL_KEY_CHARS)
+    const count = this.#models.get(key)
+    if (count !== undefined) this.#models.set(key, count + 1)
+    else if (this.#models.size < MAX_COUNTED_MODELS) this.#models.set(key, 1)
   }
 
   /** Requests per model, the first line's model first (the order the Map used to give). */

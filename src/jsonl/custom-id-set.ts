@@ -30,6 +30,17 @@ const MAX_LOAD = 0.75
 // Lines past 2³² − 1 do not fit the table's Uint32; their exact number is kept aside.
 const LINE_OVERFLOW = 0xffffffff
 
+/**
+ * Most bytes a set of `ids` ids holds: a segment doubles when its load passes 0.75, so it
+ * has fewer than 2 / 0.75 slots per id it holds (or its 16 initial ones); 12 bytes a slot.
+ * While one segment doubles, its old array lives too: at most half the new one, 16 bytes
+ * an id if every id fell in that segment (in practice 1/64 of that). Past line 2³² − 1 an
+ * id also costs an entry of the overflow Map (files over 4 GiB only).
+ */
+export function customIdSetMaxBytes (ids: number): number {
+  return SEGMENTS * INITIAL_SEGMENT_SLOTS * SLOT * 4 * 1.5 + 48 * ids
+}
+
 export class CustomIdSet {
   readonly #k0: number
   readonly #k1: number
@@ -64,6 +75,19 @@ export class CustomIdSet {
    * fingerprint) was seen before, returns the line it was first used on.
    */
   firstLineOrAdd (id: string, line: number): number {
+    return this.#find(id, line, true)
+  }
+
+  /**
+   * The line `id` was first used on, or 0 when it was never recorded; records nothing,
+   * so a set that is only asked this no longer grows (issue #9 item 7: ids past the
+   * request limit are compared with the recorded ones, never kept).
+   */
+  firstLine (id: string): number {
+    return this.#find(id, 0, false)
+  }
+
+  #find (id: string, line: number, add: boolean): number {
     this.#fingerprint(id)
     const hi = this.#hi
     const lo = this.#lo
@@ -74,6 +98,7 @@ export class CustomIdSet {
       const at = i * SLOT
       const stored = slots[at + 2]!
       if (stored === 0) {
+        if (!add) return 0
         const size = this.#sizes[s]! + 1
         if (size > (mask + 1) * MAX_LOAD) {
           this.#grow(s)

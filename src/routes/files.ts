@@ -6,6 +6,7 @@ import { isFileId } from '../ids.js'
 import type { FileRecord } from '../metadata/file-store.js'
 import type { QuotaGuard } from '../upload/quota.js'
 import type { UploadDeps } from '../upload/upload-file.js'
+import type { UploadSlots } from '../upload/upload-slots.js'
 import contentRoute from './content.js'
 import { routeFamily, toFileObject } from './family.js'
 import uploadRoute from './upload.js'
@@ -16,6 +17,9 @@ export interface FilesRoutesOptions {
   upload: Omit<UploadDeps, 'blobStore' | 'fileStore'>
   /** Per-project quotas, checked by the upload route. */
   quota: QuotaGuard
+  /** The replica's bound on uploads in flight, shared by both families, and the Retry-After of its 503. */
+  slots: UploadSlots
+  busyRetryAfterSeconds: number
 }
 
 /** The caller's live file, or 404 — the same 404 for a missing, expired or another project's file. */
@@ -35,7 +39,7 @@ export default async function filesRoutes (fastify: FastifyInstance, options: Fi
   const { now } = options.upload
 
   app.addHook('onRequest', app.authenticate)
-  await app.register(uploadRoute, { family, upload: options.upload, quota: options.quota })
+  await app.register(uploadRoute, { family, upload: options.upload, quota: options.quota, slots: options.slots, busyRetryAfterSeconds: options.busyRetryAfterSeconds })
   await app.register(contentRoute, { family, now })
 
   app.get('/files', {

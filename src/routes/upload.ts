@@ -7,12 +7,15 @@ import { refusedUploadOutcome } from '../upload/outcome.js'
 import type { QuotaGuard } from '../upload/quota.js'
 import { MAX_FIELD_NAME_BYTES } from '../upload/form-fields.js'
 import { uploadFile, type UploadDeps, type UploadPart } from '../upload/upload-file.js'
+import type { UploadSlots } from '../upload/upload-slots.js'
 import { toFileObject, type RouteFamily } from './family.js'
 
 export interface UploadRouteOptions {
   family: RouteFamily
   upload: Omit<UploadDeps, 'blobStore' | 'fileStore'>
   quota: QuotaGuard
+  slots: UploadSlots
+  busyRetryAfterSeconds: number
 }
 
 const MULTIPART_FIELDS = 10
@@ -27,7 +30,7 @@ const MULTIPART_ALLOWANCE_BYTES = 1024 * 1024
 /** `POST /files`: hands the multipart stream to the upload pipeline. */
 export default async function uploadRoute (fastify: FastifyInstance, options: UploadRouteOptions): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
-  const { family, quota } = options
+  const { family, quota, slots } = options
   const { limits } = options.upload
   const largestFile = Math.max(limits.maxFileBytes, limits.batchMaxFileBytes)
 
@@ -64,16 +67,23 @@ export default async function uploadRoute (fastify: FastifyInstance, options: Up
       // the body is documented for OpenAPI only.
       swaggerTransform: ({ schema, url }) => ({ schema: { ...schema, body: UploadBodySchema }, url })
     }
-  }, async (request) => {
+  }, async (request, reply) => {
     // One controller per upload: listeners on the app-wide shutdown signal would pile up.
     const abort = new AbortController()
     const onShutdown = (): void => { abort.abort(app.shutdownSignal.reason) }
     app.shutdownSignal.addEventListener('abort', onShutdown, { once: true })
     if (app.shutdownSignal.aborted) onShutdown()
+    let release: (() => void) | null = null
     try {
       if (!request.isMultipart()) throw ERRORS.unsupportedMediaType(request.headers['content-type'])
       const declared = Number(request.headers['content-length'])
       if (declared > largestFile + MULTIPART_ALLOWANCE_BYTES) throw ERRORS.uploadTooLarge(declared, largestFile)
+      // Before a byte of the body is read: the uploads in flight are what memory is sized for.
+      release = slots.tryAcquire()
+      if (release === null) {
+        reply.header('retry-after', String(options.busyRetryAfterSeconds))
+        throw ERRORS.tooManyUploads(slots.max, options.busyRetryAfterSeconds)
+      }
       // A project already at its quota is refused before a byte of the body is read.
       await quota.admit(request.project)
       const record = await uploadFile(request.parts() as AsyncIterable<UploadPart>, { project: request.project, signal: abort.signal }, {
@@ -94,6 +104,7 @@ export default async function uploadRoute (fastify: FastifyInstance, options: Up
         : { outcome })
       throw error
     } finally {
+      release?.()
       app.shutdownSignal.removeEventListener('abort', onShutdown)
     }
   })

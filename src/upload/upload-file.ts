@@ -209,7 +209,7 @@ function abortedError (reason: unknown): ApiError {
 
 /**
  * Reads the file part to its end: counts and hashes every byte, enforces the size
- * limit, feeds the validator (unless the purpose is known not to be batch) and writes
+ * limit, feeds the validator (unless the file cannot be a batch file) and writes
  * into the store until the file is known to be refused. A batch file with a bad line
  * stops being stored at once but is read to the end, so one answer names every line.
  */
@@ -218,7 +218,14 @@ const STORE_WRITE_BYTES = 1024 * 1024
 async function streamFile (source: Readable & { truncated?: boolean }, put: PendingPut, purpose: Purpose | undefined,
   validatable: boolean, deps: UploadDeps): Promise<{ bytes: number, sha256: string, validation?: ReturnType<BatchValidator['end']> }> {
   const limit = limitFor(purpose, deps.limits)
-  const validator = (purpose === undefined || purpose === 'batch') && validatable ? new BatchValidator(deps.validator) : undefined
+  // A purpose known before the file decides at once: only batch files are validated, so a
+  // user_data file's bytes go straight to storage. Sent after the file (the openai SDK and
+  // curl do), the purpose is unknown while the bytes stream, and the validator must run,
+  // or a batch file could not be refused with its lines named. Its memory is bounded by
+  // the batch limits either way (line bytes, custom_id set); past BATCH_MAX_FILE_BYTES
+  // the file can no longer be a valid batch file (413 if it turns out to be one), so the
+  // validator is dropped there (issue #9 item 7).
+  let validator = (purpose === undefined || purpose === 'batch') && validatable ? new BatchValidator(deps.validator) : undefined
   const hash = createHash('sha256')
   let bytes = 0
   let storing = true
@@ -236,6 +243,7 @@ async function streamFile (source: Readable & { truncated?: boolean }, put: Pend
     bytes += chunk.length
     if (bytes > limit) throw ERRORS.fileTooLarge(limit, purpose)
     hash.update(chunk)
+    if (validator !== undefined && purpose === undefined && bytes > deps.limits.batchMaxFileBytes) validator = undefined
     if (validator !== undefined) {
       validator.write(chunk)
       if (storing && purpose === 'batch' && validator.errorCount > 0) {

@@ -167,7 +167,8 @@ export function assemble (spec: FileSpec): { bytes: Buffer, expected: Expected }
       return
     }
     errors.push(...own)
-    if (registers !== null) ids.push(registers)
+    // Ids of requests past the limit are compared with the recorded ones, never recorded.
+    if (registers !== null && requests <= spec.maxRequests) ids.push(registers)
     if (model !== null) {
       if (firstModel === null) firstModel = model
       else if (model !== firstModel) warnings.push(['model_mismatch', n, 'body.model'])
