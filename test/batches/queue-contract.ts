@@ -126,6 +126,26 @@ export function runQueueContract (t: Test, name: string, makeDb: MakeBatchDb): v
       t.strictSame(await q.claim('C', 1, LONG), [], 'a done chunk is never claimed')
     })
 
+    t.test('a holder killed mid-chunk: the next one sends only the lines without a result', async (t) => {
+      const b = await makeDb(t)
+      const q = createBatchQueue(b.db, b.dialect)
+      const results = createBatchResults(b.db, b.dialect)
+      const id = await runningBatch(b, 'p', 1)
+      const [a] = await q.claim('A', 1, 100) as [ClaimedChunk]
+      // A recorded lines 1, 2 and 4 (answers arrive out of order); 3 and 5 were in flight when it died.
+      for (const line of [1, 2, 4]) await results.record(leaseOf(a), { line, customId: `c${line}`, kind: 'output', result: `a${line}` })
+      await untilDatabasePasses(b, a.leaseExpiresAtMs)
+      const [c] = await q.claim('B', 1, LONG) as [ClaimedChunk]
+      const done = new Set(await results.recordedLines(id, c.seq))
+      const toSend = Array.from({ length: c.lineEnd - c.lineStart }, (_, i) => c.lineStart + i).filter((line) => !done.has(line))
+      t.strictSame(toSend, [3, 5, 6, 7, 8, 9, 10], 're-sent: only the two in flight, then the unsent')
+      for (const line of toSend) t.equal(await results.record(leaseOf(c), { line, customId: `c${line}`, kind: 'output', result: `b${line}` }), 'recorded')
+      const page = await results.page(id, c.seq, 'output', 0, 100)
+      t.strictSame(page.map((r) => r.result), ['a1', 'a2', 'b3', 'a4', 'b5', 'b6', 'b7', 'b8', 'b9', 'b10'], 'each line once, in line order')
+      const batch = await b.db.selectFrom('batches').select('request_completed').where('id', '=', id).executeTakeFirstOrThrow()
+      t.equal(Number(batch.request_completed), 10)
+    })
+
     t.test('a lapsed lease nobody took over may still be renewed: the epoch is the fence', async (t) => {
       const b = await makeDb(t)
       const q = createBatchQueue(b.db, b.dialect)
