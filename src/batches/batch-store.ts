@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from 'kysely'
+import { sql, type Kysely, type Selectable } from 'kysely'
 import { dbNowSeconds } from './db-clock.js'
 import type { BatchStatus } from './lifecycle.js'
 import { toNumber, toNumberOrNull, type BatchDatabase, type BatchesTable, type Dialect } from './tables.js'
@@ -105,10 +105,36 @@ export async function insertBatch (db: Kysely<BatchDatabase>, dialect: Dialect, 
   return rowToBatch(row)
 }
 
-/** The batch, or null when missing or another project's (when `project` is given). */
+const LIVE = ['usage_input_tokens', 'usage_cached_tokens', 'usage_output_tokens', 'usage_reasoning_tokens', 'usage_total_tokens'] as const
+
+/**
+ * The batch, or null when missing or another project's (when `project` is given). Its
+ * counts and usage are current: the batch row holds those of completed chunks, and the
+ * results recorded by running chunks are added in the same statement (one snapshot, so
+ * a chunk completing meanwhile is counted once, not twice or never).
+ */
 export async function getBatch (db: Kysely<BatchDatabase>, id: string, project?: string): Promise<BatchRecord | null> {
-  let select = db.selectFrom('batches').selectAll().where('id', '=', id)
-  if (project !== undefined) select = select.where('project', '=', project)
+  let select = db.selectFrom('batches as b').selectAll('b')
+    .select((eb) => {
+      const live = () => eb.selectFrom('batch_results as r').whereRef('r.batch_id', '=', 'b.id')
+      return [
+        live().select(sql<number | string>`count(*)`.as('n')).where('r.kind', '=', 'output').as('live_completed'),
+        live().select(sql<number | string>`count(*)`.as('n')).where('r.kind', '=', 'error').as('live_failed'),
+        ...LIVE.map((u) => live().select(sql<number | string | null>`sum(${sql.ref(`r.${u}`)})`.as('n')).as(`live_${u}`))
+      ]
+    })
+    .where('b.id', '=', id)
+  if (project !== undefined) select = select.where('b.project', '=', project)
   const row = await select.executeTakeFirst()
-  return row === undefined ? null : rowToBatch(row)
+  if (row === undefined) return null
+  const batch = rowToBatch(row)
+  const n = (v: number | string | null | undefined): number => (v == null ? 0 : toNumber(v))
+  batch.requestCounts.completed += n(row.live_completed)
+  batch.requestCounts.failed += n(row.live_failed)
+  batch.usage.inputTokens += n(row.live_usage_input_tokens)
+  batch.usage.cachedTokens += n(row.live_usage_cached_tokens)
+  batch.usage.outputTokens += n(row.live_usage_output_tokens)
+  batch.usage.reasoningTokens += n(row.live_usage_reasoning_tokens)
+  batch.usage.totalTokens += n(row.live_usage_total_tokens)
+  return batch
 }

@@ -24,12 +24,14 @@
  *   but was not taken over may renew (nobody else ran the chunk); once a takeover bumped
  *   the epoch, renew, record and complete all change nothing and throw LeaseLostError.
  * - record (results.ts): each request's final result is inserted as it completes, keyed
- *   by (batch, line), in a transaction that first re-reads the chunk at the held epoch
- *   (`FOR SHARE` on PostgreSQL, which also makes a concurrent takeover skip the row until
- *   the record commits). The insert is ON CONFLICT DO NOTHING and counts/usage move only
- *   when a row was inserted, so a line is counted once however often it is recorded.
- * - complete: after the chunk's part objects are durable, `UPDATE … SET state = 'done'
- *   WHERE epoch = $held`, and its recorded results are deleted in the same transaction.
+ *   by (batch, line), by ONE statement `INSERT … SELECT … FROM batch_chunks WHERE seq AND
+ *   epoch = $held AND state = 'leased' [FOR SHARE] ON CONFLICT DO NOTHING`: the fence and
+ *   the write are one. FOR SHARE (PostgreSQL) makes a concurrent takeover skip the row
+ *   and a concurrent complete wait until the insert commits. The primary key admits one
+ *   result per line, whoever records it and however often.
+ * - complete: after the chunk's part objects are durable, one transaction sets `state =
+ *   'done' WHERE epoch = $held` (taking the row lock first), folds the chunk's results'
+ *   counts and usage into the batch row, and deletes them.
  * - defer / release: the holder hands the chunk back (`queued`, not_before = now + delay;
  *   delay 0 for release), fenced by epoch. releaseOwned hands back every lease of one
  *   owner at once when a replica stops; a killed replica's leases lapse and are taken
@@ -79,6 +81,13 @@ export interface ClaimedChunk extends PlannedChunk, Lease {
 
 export interface ChunkCounts { queued: number, leased: number, done: number }
 
+export interface CompletedChunk {
+  /** Unix milliseconds, database clock. */
+  doneAtMs: number
+  outputLines: number
+  errorLines: number
+}
+
 export interface BatchQueue {
   /** Inserts a batch's chunks, numbered 0… in order, in one transaction; returns how many were new. */
   plan (batchId: string, chunks: readonly PlannedChunk[]): Promise<number>
@@ -86,8 +95,12 @@ export interface BatchQueue {
   claim (owner: string, limit: number, ttlMs: number): Promise<ClaimedChunk[]>
   /** Extends the lease to now + ttlMs; returns the new expiry (ms). Throws LeaseLostError. */
   renew (lease: Lease, ttlMs: number): Promise<number>
-  /** Marks the chunk done and drops its recorded results; returns done_at (ms). Throws LeaseLostError. */
-  complete (lease: Lease, lines: { output: number, error: number }): Promise<number>
+  /**
+   * Marks the chunk done, folds its recorded results' counts and usage into the batch
+   * row and deletes them, in one transaction; call it once the chunk's part objects are
+   * durable. Throws LeaseLostError.
+   */
+  complete (lease: Lease): Promise<CompletedChunk>
   /** Hands the chunk back, claimable again after delayMs (retry deferral). Throws LeaseLostError. */
   defer (lease: Lease, delayMs: number): Promise<void>
   /** Hands the chunk back, claimable at once. Throws LeaseLostError. */
@@ -96,6 +109,8 @@ export interface BatchQueue {
   releaseOwned (owner: string): Promise<number>
   counts (batchId: string): Promise<ChunkCounts>
 }
+
+const USAGE = ['usage_input_tokens', 'usage_cached_tokens', 'usage_output_tokens', 'usage_reasoning_tokens', 'usage_total_tokens'] as const
 
 /** Rows per INSERT while planning: 10 values each stays far below SQLite's 32766 variables. */
 const PLAN_ROWS_PER_INSERT = 500
@@ -230,11 +245,13 @@ export function createBatchQueue (db: Kysely<BatchDatabase>, dialect: Dialect): 
       return toNumber(row.lease_expires_at_ms)
     },
 
-    async complete (lease, lines) {
+    async complete (lease) {
       return await db.transaction().execute(async (trx) => {
+        // The UPDATE first: it takes the chunk's row lock, so no record slips in after the
+        // fold below (a record waits for the lock, then finds the chunk done).
         const row = await trx
           .updateTable('batch_chunks')
-          .set({ state: 'done', lease_owner: null, lease_expires_at_ms: null, done_at_ms: now, output_lines: lines.output, error_lines: lines.error })
+          .set({ state: 'done', lease_owner: null, lease_expires_at_ms: null, done_at_ms: now })
           .where('batch_id', '=', lease.batchId)
           .where('seq', '=', lease.seq)
           .where('lease_epoch', '=', lease.epoch)
@@ -242,8 +259,29 @@ export function createBatchQueue (db: Kysely<BatchDatabase>, dialect: Dialect): 
           .returning('done_at_ms')
           .executeTakeFirst()
         if (row?.done_at_ms == null) throw new LeaseLostError(lease, 'complete')
+        const totals = await trx.selectFrom('batch_results')
+          .select((eb) => [
+            eb.fn.sum<number | string | null>(sql`case when kind = 'output' then 1 else 0 end`).as('output'),
+            eb.fn.sum<number | string | null>(sql`case when kind = 'output' then 0 else 1 end`).as('error'),
+            ...USAGE.map((u) => eb.fn.sum<number | string | null>(u).as(u))
+          ])
+          .where('batch_id', '=', lease.batchId).where('seq', '=', lease.seq)
+          .executeTakeFirstOrThrow()
+        const n = (v: number | string | null): number => (v === null ? 0 : toNumber(v))
+        const outputLines = n(totals.output)
+        const errorLines = n(totals.error)
+        await trx.updateTable('batch_chunks').set({ output_lines: outputLines, error_lines: errorLines })
+          .where('batch_id', '=', lease.batchId).where('seq', '=', lease.seq).execute()
+        await trx.updateTable('batches')
+          .set({
+            request_completed: sql<number>`request_completed + ${outputLines}`,
+            request_failed: sql<number>`request_failed + ${errorLines}`,
+            ...Object.fromEntries(USAGE.map((u) => [u, sql<number>`${sql.ref(u)} + ${n(totals[u])}`]))
+          })
+          .where('id', '=', lease.batchId)
+          .execute()
         await trx.deleteFrom('batch_results').where('batch_id', '=', lease.batchId).where('seq', '=', lease.seq).execute()
-        return toNumber(row.done_at_ms)
+        return { doneAtMs: toNumber(row.done_at_ms), outputLines, errorLines }
       })
     },
 

@@ -32,10 +32,11 @@ export interface StoredResult {
 
 export interface BatchResults {
   /**
-   * Records one line's final result under the held lease. `recorded` the first time,
-   * `duplicate` when the line already has a result (then counts and usage are left
-   * alone). Throws LeaseLostError when the lease is not held at `lease.epoch`, or when
-   * the line lies outside the chunk.
+   * Records one line's final result under the held lease, with its usage. `recorded`
+   * the first time, `duplicate` when the line already has a result (the first one
+   * stays). Throws LeaseLostError when the lease is not held at `lease.epoch`, or when
+   * the line lies outside the chunk. Counts and usage reach the batch row when the chunk
+   * completes; until then getBatch adds them from these rows.
    */
   record (lease: Lease, result: LineResult): Promise<'recorded' | 'duplicate'>
   /** The lines of a chunk that already have a result: a new holder skips them. */
@@ -44,54 +45,38 @@ export interface BatchResults {
   page (batchId: string, seq: number, kind: ResultKind, afterLine: number, limit: number): Promise<StoredResult[]>
 }
 
-// Increments in SQL: replicas record lines of one batch at once.
-function add (column: 'request_completed' | 'request_failed' | `usage_${string}`, by: number) {
-  return sql<number>`${sql.ref(column)} + ${by}`
-}
-
 export function createBatchResults (db: Kysely<BatchDatabase>, dialect: Dialect): BatchResults {
-  // A share lock on the chunk row: a concurrent claim (FOR UPDATE SKIP LOCKED) skips the
-  // row and a concurrent complete waits until this record has committed or rolled back,
-  // so no takeover slips between the fence check and the insert. SQLite has one writer.
+  // A share lock on the chunk row, taken by the INSERT's own SELECT: a concurrent claim
+  // (FOR UPDATE SKIP LOCKED) skips the row and a concurrent complete waits until this
+  // insert has committed, then folds it; an insert queued behind a complete re-reads the
+  // chunk, finds it done and inserts nothing. SQLite has one writer.
   const shareLock = dialect === 'postgres' ? sql`for share` : sql``
 
   return {
     async record (lease, r) {
-      return await db.transaction().execute(async (trx) => {
-        const { rows } = await sql<{ seq: number }>`
-          select seq from batch_chunks
-          where batch_id = ${lease.batchId} and seq = ${lease.seq} and lease_epoch = ${lease.epoch} and state = 'leased'
-            and line_start <= ${r.line} and line_end > ${r.line}
-          ${shareLock}`.execute(trx)
-        if (rows.length === 0) throw new LeaseLostError(lease, `record of line ${r.line}`)
-        const inserted = await trx.insertInto('batch_results')
-          .values({
-            batch_id: lease.batchId,
-            line: r.line,
-            seq: lease.seq,
-            kind: r.kind,
-            custom_id: r.customId,
-            result: r.result,
-            recorded_epoch: lease.epoch
-          })
-          .onConflict((oc) => oc.columns(['batch_id', 'line']).doNothing())
-          .executeTakeFirst()
-        if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 0) return 'duplicate'
-        const u = r.usage
-        await trx.updateTable('batches')
-          .set({
-            request_completed: add('request_completed', r.kind === 'output' ? 1 : 0),
-            request_failed: add('request_failed', r.kind === 'error' ? 1 : 0),
-            usage_input_tokens: add('usage_input_tokens', u?.inputTokens ?? 0),
-            usage_cached_tokens: add('usage_cached_tokens', u?.cachedTokens ?? 0),
-            usage_output_tokens: add('usage_output_tokens', u?.outputTokens ?? 0),
-            usage_reasoning_tokens: add('usage_reasoning_tokens', u?.reasoningTokens ?? 0),
-            usage_total_tokens: add('usage_total_tokens', u?.totalTokens ?? 0)
-          })
-          .where('id', '=', lease.batchId)
-          .execute()
-        return 'recorded'
-      })
+      const u = r.usage
+      // One statement: the fence (the chunk at the held epoch, the line inside it) and the
+      // insert together; the batch row is not touched (complete folds the counts).
+      const { rows } = await sql<{ line: number | string }>`
+        insert into batch_results (batch_id, line, seq, kind, custom_id, result, recorded_epoch,
+          usage_input_tokens, usage_cached_tokens, usage_output_tokens, usage_reasoning_tokens, usage_total_tokens)
+        select batch_id, ${r.line}, seq, ${r.kind}, ${r.customId}, ${r.result}, lease_epoch,
+          ${u?.inputTokens ?? 0}, ${u?.cachedTokens ?? 0}, ${u?.outputTokens ?? 0}, ${u?.reasoningTokens ?? 0}, ${u?.totalTokens ?? 0}
+        from batch_chunks
+        where batch_id = ${lease.batchId} and seq = ${lease.seq} and lease_epoch = ${lease.epoch} and state = 'leased'
+          and line_start <= ${r.line} and line_end > ${r.line}
+        ${shareLock}
+        on conflict (batch_id, line) do nothing
+        returning line`.execute(db)
+      if (rows.length > 0) return 'recorded'
+      // Nothing inserted: the line had a result already, or the fence refused. Which one
+      // only decides what the holder is told; nothing was written either way.
+      const held = await db.selectFrom('batch_chunks').select('seq')
+        .where('batch_id', '=', lease.batchId).where('seq', '=', lease.seq).where('lease_epoch', '=', lease.epoch)
+        .where('state', '=', 'leased').where('line_start', '<=', r.line).where('line_end', '>', r.line)
+        .executeTakeFirst()
+      if (held === undefined) throw new LeaseLostError(lease, `record of line ${r.line}`)
+      return 'duplicate'
     },
 
     async recordedLines (batchId, seq) {

@@ -74,6 +74,11 @@ export interface BatchResultsTable {
   /** The whole result line (OpenAI's batch output shape), without its newline. */
   result: string
   recorded_epoch: Int8
+  usage_input_tokens: Int8Default
+  usage_cached_tokens: Int8Default
+  usage_output_tokens: Int8Default
+  usage_reasoning_tokens: Int8Default
+  usage_total_tokens: Int8Default
 }
 
 export interface BatchDatabase {

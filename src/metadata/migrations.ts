@@ -70,6 +70,9 @@ const migrations: Record<string, Migration> = {
   }
 }
 
+/** OpenAI's usage fields (input_tokens_details.cached_tokens and output_tokens_details.reasoning_tokens flattened). */
+const USAGE_COLUMNS = ['input_tokens', 'cached_tokens', 'output_tokens', 'reasoning_tokens', 'total_tokens'] as const
+
 /** One row per batch: OpenAI's Batch object, with counts and usage kept as columns so they are incremented in SQL. */
 async function createBatchesTable (db: Kysely<unknown>): Promise<void> {
   let table = db.schema
@@ -86,7 +89,7 @@ async function createBatchesTable (db: Kysely<unknown>): Promise<void> {
     .addColumn('request_total', 'bigint', (col) => col.notNull().defaultTo(0))
     .addColumn('request_completed', 'bigint', (col) => col.notNull().defaultTo(0))
     .addColumn('request_failed', 'bigint', (col) => col.notNull().defaultTo(0))
-  for (const usage of ['input_tokens', 'cached_tokens', 'output_tokens', 'reasoning_tokens', 'total_tokens']) {
+  for (const usage of USAGE_COLUMNS) {
     table = table.addColumn(`usage_${usage}`, 'bigint', (col) => col.notNull().defaultTo(0))
   }
   // Unix seconds, as OpenAI's *_at fields; each is written by the transition into its status.
@@ -136,11 +139,13 @@ async function createBatchChunksTable (db: Kysely<unknown>): Promise<void> {
 
 /**
  * Results recorded as each request completes, until the chunk's part objects are
- * written and the chunk is marked done (which deletes them): the table holds the
- * results of running chunks only, never a whole batch.
+ * written and the chunk is marked done, which folds the rows' counts and usage into
+ * the batch row and deletes them: the table holds the results of running chunks
+ * only, never a whole batch, and recording a line is one INSERT (no update of the
+ * batch row, which every replica would queue on).
  */
 async function createBatchResultsTable (db: Kysely<unknown>): Promise<void> {
-  await db.schema
+  let table = db.schema
     .createTable('batch_results')
     .addColumn('batch_id', 'text', (col) => col.notNull())
     .addColumn('line', 'bigint', (col) => col.notNull())
@@ -149,6 +154,10 @@ async function createBatchResultsTable (db: Kysely<unknown>): Promise<void> {
     .addColumn('custom_id', 'text', (col) => col.notNull())
     .addColumn('result', 'text', (col) => col.notNull())
     .addColumn('recorded_epoch', 'bigint', (col) => col.notNull())
+  for (const usage of USAGE_COLUMNS) {
+    table = table.addColumn(`usage_${usage}`, 'bigint', (col) => col.notNull().defaultTo(0))
+  }
+  await table
     .addPrimaryKeyConstraint('batch_results_pk', ['batch_id', 'line'])
     .addForeignKeyConstraint('batch_results_chunk_fk', ['batch_id', 'seq'], 'batch_chunks', ['batch_id', 'seq'], (fk) => fk.onDelete('cascade'))
     .execute()

@@ -1,6 +1,6 @@
 import type { Test } from 'tap'
 import { monotonicFactory } from 'ulid'
-import { insertBatch } from '../../src/batches/batch-store.js'
+import { getBatch, insertBatch } from '../../src/batches/batch-store.js'
 import { LeaseLostError, type Lease } from '../../src/batches/lease.js'
 import { transitionBatch } from '../../src/batches/lifecycle.js'
 import { createBatchQueue, type ClaimedChunk, type PlannedChunk } from '../../src/batches/queue.js'
@@ -107,7 +107,7 @@ export function runQueueContract (t: Test, name: string, makeDb: MakeBatchDb): v
 
       const old = leaseOf(a)
       await t.rejects(q.renew(old, LONG), LeaseLostError, 'heartbeat refused')
-      await t.rejects(q.complete(old, { output: 10, error: 0 }), LeaseLostError, 'complete refused')
+      await t.rejects(q.complete(old), LeaseLostError, 'complete refused')
       await t.rejects(q.defer(old, 0), LeaseLostError, 'defer refused')
       await t.rejects(q.release(old), LeaseLostError, 'release refused')
       await t.rejects(results.record(old, { line: 2, customId: 'c2', kind: 'output', result: '{}' }), LeaseLostError, 'record refused')
@@ -117,8 +117,9 @@ export function runQueueContract (t: Test, name: string, makeDb: MakeBatchDb): v
       t.ok(await q.renew(leaseOf(bee), LONG) > a.leaseExpiresAtMs, 'the new holder renews')
       t.equal(await results.record(leaseOf(bee), { line: 1, customId: 'c1', kind: 'output', result: '{"l":1}' }), 'duplicate')
       t.equal(await results.record(leaseOf(bee), { line: 2, customId: 'c2', kind: 'error', result: '{"l":2}' }), 'recorded')
-      const doneAt = await q.complete(leaseOf(bee), { output: 1, error: 1 })
-      t.ok(doneAt >= a.leaseExpiresAtMs)
+      const done = await q.complete(leaseOf(bee))
+      t.ok(done.doneAtMs >= a.leaseExpiresAtMs)
+      t.strictSame([done.outputLines, done.errorLines], [1, 1], 'counted from the recorded rows')
       t.strictSame(await state(b, id, 0), { state: 'done', epoch: 2, owner: null })
       t.strictSame(await results.recordedLines(id, 0), [], 'complete drops the chunk\'s results')
       await t.rejects(q.renew(leaseOf(bee), LONG), LeaseLostError, 'a done chunk has no lease')
@@ -142,8 +143,7 @@ export function runQueueContract (t: Test, name: string, makeDb: MakeBatchDb): v
       for (const line of toSend) t.equal(await results.record(leaseOf(c), { line, customId: `c${line}`, kind: 'output', result: `b${line}` }), 'recorded')
       const page = await results.page(id, c.seq, 'output', 0, 100)
       t.strictSame(page.map((r) => r.result), ['a1', 'a2', 'b3', 'a4', 'b5', 'b6', 'b7', 'b8', 'b9', 'b10'], 'each line once, in line order')
-      const batch = await b.db.selectFrom('batches').select('request_completed').where('id', '=', id).executeTakeFirstOrThrow()
-      t.equal(Number(batch.request_completed), 10)
+      t.equal((await getBatch(b.db, id))?.requestCounts.completed, 10)
     })
 
     t.test('a lapsed lease nobody took over may still be renewed: the epoch is the fence', async (t) => {
@@ -191,7 +191,7 @@ export function runQueueContract (t: Test, name: string, makeDb: MakeBatchDb): v
       await t.rejects(q.defer(leaseOf(a), -1), RangeError)
     })
 
-    t.test('cancelled batches are not claimed; results count once', async (t) => {
+    t.test('results count once: live while the chunk runs, folded into the batch at complete', async (t) => {
       const b = await makeDb(t)
       const q = createBatchQueue(b.db, b.dialect)
       const results = createBatchResults(b.db, b.dialect)
@@ -199,15 +199,29 @@ export function runQueueContract (t: Test, name: string, makeDb: MakeBatchDb): v
       const [c] = await q.claim('A', 1, LONG) as [ClaimedChunk]
       const usage = { inputTokens: 5, cachedTokens: 1, outputTokens: 7, reasoningTokens: 2, totalTokens: 12 }
       t.equal(await results.record(leaseOf(c), { line: 1, customId: 'a', kind: 'output', result: 'o1', usage }), 'recorded')
-      t.equal(await results.record(leaseOf(c), { line: 1, customId: 'a', kind: 'output', result: 'o1', usage }), 'duplicate')
+      t.equal(await results.record(leaseOf(c), { line: 1, customId: 'a', kind: 'output', result: 'o1-again', usage }), 'duplicate')
       t.equal(await results.record(leaseOf(c), { line: 3, customId: 'b', kind: 'error', result: 'e3' }), 'recorded')
       t.equal(await results.record(leaseOf(c), { line: 2, customId: 'c', kind: 'output', result: 'o2', usage }), 'recorded')
       await t.rejects(results.record(leaseOf(c), { line: 11, customId: 'd', kind: 'output', result: 'x' }), LeaseLostError, 'line of another chunk')
-      const batch = await b.db.selectFrom('batches').selectAll().where('id', '=', id).executeTakeFirstOrThrow()
-      t.strictSame([batch.request_completed, batch.request_failed, batch.usage_input_tokens, batch.usage_total_tokens].map(Number), [2, 1, 10, 24])
-      t.strictSame(await results.page(id, 0, 'output', 0, 10), [{ line: 1, customId: 'a', result: 'o1' }, { line: 2, customId: 'c', result: 'o2' }])
+      const expected = {
+        requestCounts: { total: 20, completed: 2, failed: 1 },
+        usage: { inputTokens: 10, cachedTokens: 2, outputTokens: 14, reasoningTokens: 4, totalTokens: 24 }
+      }
+      const live = await getBatch(b.db, id, 'p')
+      t.strictSame({ requestCounts: live?.requestCounts, usage: live?.usage }, expected, 'current while the chunk runs')
+      const row = await b.db.selectFrom('batches').select(['request_completed']).where('id', '=', id).executeTakeFirstOrThrow()
+      t.equal(Number(row.request_completed), 0, 'the batch row is not written per line')
+      t.strictSame(await results.page(id, 0, 'output', 0, 10), [{ line: 1, customId: 'a', result: 'o1' }, { line: 2, customId: 'c', result: 'o2' }], 'the first result stays')
       t.strictSame(await results.page(id, 0, 'output', 1, 10), [{ line: 2, customId: 'c', result: 'o2' }])
       t.strictSame(await results.page(id, 0, 'error', 0, 10), [{ line: 3, customId: 'b', result: 'e3' }])
+
+      t.strictSame(await q.complete(leaseOf(c)).then((d) => [d.outputLines, d.errorLines]), [2, 1])
+      const folded = await getBatch(b.db, id, 'p')
+      t.strictSame({ requestCounts: folded?.requestCounts, usage: folded?.usage }, expected, 'the same after the fold: counted once')
+      const after = await b.db.selectFrom('batches').select(['request_completed', 'request_failed', 'usage_total_tokens']).where('id', '=', id).executeTakeFirstOrThrow()
+      t.strictSame([after.request_completed, after.request_failed, after.usage_total_tokens].map(Number), [2, 1, 24], 'now in the batch row')
+      const chunk = await b.db.selectFrom('batch_chunks').select(['output_lines', 'error_lines']).where('batch_id', '=', id).where('seq', '=', 0).executeTakeFirstOrThrow()
+      t.strictSame([chunk.output_lines, chunk.error_lines].map(Number), [2, 1], 'the chunk keeps its line counts for finalize')
 
       t.ok(await transitionBatch(b.db, b.dialect, { id }, 'cancelling'))
       t.strictSame(await q.claim('B', 5, LONG), [], 'nothing of a cancelling batch is claimed')

@@ -55,7 +55,7 @@ if (serverUrl !== undefined) {
               if (outcome === 'recorded') recorded.set(`${c.batchId}/${line}`, (recorded.get(`${c.batchId}/${line}`) ?? 0) + 1)
               if (line % 3 === 0) at(confirmedUntil, key).set(c.epoch, await q.renew(leaseOf(c), TTL))
             }
-            await q.complete(leaseOf(c), { output: 10, error: 0 })
+            await q.complete(leaseOf(c))
             completes.set(key, (completes.get(key) ?? 0) + 1)
           } catch (err) {
             if (!(err instanceof LeaseLostError)) throw err
@@ -73,6 +73,7 @@ if (serverUrl !== undefined) {
     for (const id of ids) {
       const row = await b.db.selectFrom('batches').select(['request_completed']).where('id', '=', id).executeTakeFirstOrThrow()
       t.equal(Number(row.request_completed), 100, 'the batch counted each line once')
+      t.equal(await b.db.selectFrom('batch_results').select('line').where('batch_id', '=', id).execute().then((r) => r.length), 0, 'no result row left behind')
     }
     for (const [key, epochs] of claimedAt) {
       const sorted = [...epochs.keys()].sort((x, y) => x - y)
