@@ -21,7 +21,7 @@ import { createBatchResults } from '../src/batches/results.js'
 import type { BatchDatabase, Dialect } from '../src/batches/tables.js'
 import { migrateToLatest } from '../src/metadata/migrations.js'
 
-const LINES = 50_000
+const LINES = Number(process.env.BENCH_LINES ?? 50_000)
 const LINES_PER_CHUNK = 500
 const IN_FLIGHT = 64
 const CLAIM = 4
@@ -58,8 +58,14 @@ async function main (): Promise<void> {
     globalThis.gc?.()
     const startRss = process.memoryUsage().rss
     let peakRss = startRss
+    const startHeap = process.memoryUsage().heapUsed
+    let peakHeap = startHeap
     let peakRows = 0
-    const sampler = setInterval(() => { peakRss = Math.max(peakRss, process.memoryUsage().rss) }, 25)
+    const sampler = setInterval(() => {
+      const m = process.memoryUsage()
+      peakRss = Math.max(peakRss, m.rss)
+      peakHeap = Math.max(peakHeap, m.heapUsed)
+    }, 25)
     const started = performance.now()
     let partBytes = 0
     for (let claimed = await queue.claim('bench', CLAIM, 60_000); claimed.length > 0; claimed = await queue.claim('bench', CLAIM, 60_000)) {
@@ -88,6 +94,8 @@ async function main (): Promise<void> {
       seconds: Math.round(seconds * 10) / 10,
       linesPerSecond: Math.round(LINES / seconds),
       peakRssGrowthMiB: Math.round((peakRss - startRss) / 2 ** 20),
+      peakHeapGrowthMiB: Math.round((peakHeap - startHeap) / 2 ** 20),
+      rssGrowthAfterGcMiB: (() => { globalThis.gc?.(); return Math.round((process.memoryUsage().rss - startRss) / 2 ** 20) })(),
       peakResultRows: peakRows,
       partMiB: Math.round(partBytes / 2 ** 20),
       chunks: counts
