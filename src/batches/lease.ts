@@ -19,3 +19,23 @@ export class LeaseLostError extends Error {
     this.lease = lease
   }
 }
+
+/** One planned chunk: a byte range of the stored input and the lines it holds. */
+export interface PlannedChunk {
+  byteStart: number
+  /** Exclusive. */
+  byteEnd: number
+  /** 1-based physical line number of the chunk's first line. */
+  lineStart: number
+  /** Exclusive. */
+  lineEnd: number
+}
+
+/** A chunk as a claim hands it out: its plan, and the lease the claim wrote. */
+export interface ClaimedChunk extends PlannedChunk, Lease {
+  owner: string
+  /** Unix milliseconds, database clock. */
+  leaseExpiresAtMs: number
+  /** Claims of this chunk so far, this one included. */
+  attempts: number
+}
