@@ -15,10 +15,10 @@
  *   other's rows instead of queueing on them, and the UPDATE re-checks claimability on
  *   the locked row; SQLite has one writer, so the statement is atomic. The pick is a
  *   `WITH … AS MATERIALIZED` in front of the UPDATE rather than `WHERE … IN (SELECT …)`:
- *   with the ranking joins, PostgreSQL 15 planned the IN-subquery on the inner side of
- *   a nested loop and rescanned it after the first row was updated; the rescan skipped
- *   that row (modified by this statement) and locked the next, so `claim(1)` leased two
- *   chunks (seen in the contract test). A materialized CTE is evaluated exactly once.
+ *   with the ranking joins, PostgreSQL 15 let `claim(1)` lease two chunks (seen in the
+ *   contract test; most likely the LIMIT subquery rescanned inside a nested loop, the
+ *   rescan skipping the row this statement had just updated). A materialized CTE is
+ *   evaluated once (pg-boss fetches with a CTE in front of its UPDATE too).
  * - renew (heartbeat): `UPDATE … SET expires_at = now + ttl WHERE seq AND epoch = $held
  *   AND state = 'leased'`. The epoch is the fence, not the clock: a holder that lapsed
  *   but was not taken over may renew (nobody else ran the chunk); once a takeover bumped
@@ -46,7 +46,10 @@
  * only after every line has a row and the parts are written; a holder fenced off
  * before that leaves its rows for the next holder, which writes the parts from them.
  * A zombie whose epoch is stale can no longer insert (the fence), so rows are never
- * added to a chunk that is done and whose rows are gone.
+ * added to a chunk that is done and whose rows are gone. Part objects are not fenced by
+ * the database, so their keys should carry the epoch that wrote them (the chunk keeps
+ * its final epoch when done): a zombie's late upload then lands beside, not over, the
+ * part that counts, and the reconciler removes it.
  *
  * Fairness (issue 11 item 4): not FIFO. Each claimable chunk gets a turn: its position
  * among its batch's claimable chunks plus that batch's live leases orders the chunks of
@@ -60,9 +63,9 @@ import { sql, type Kysely } from 'kysely'
 import { dbNowMs } from './db-clock.js'
 import { claimChunks } from './claim.js'
 import { LeaseLostError, type ClaimedChunk, type Lease, type PlannedChunk } from './lease.js'
+import { toNumber, type BatchDatabase, type Dialect } from './tables.js'
 
 export type { ClaimedChunk, PlannedChunk } from './lease.js'
-import { toNumber, type BatchDatabase, type Dialect } from './tables.js'
 
 export interface ChunkCounts { queued: number, leased: number, done: number }
 
