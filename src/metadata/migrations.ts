@@ -57,7 +57,111 @@ const migrations: Record<string, Migration> = {
         .unique()
         .execute()
     }
+  },
+  '0003_batches': {
+    // The Batches API (issue 10): the batch row, its planned chunks (the queue, with
+    // leases fenced by an epoch) and the results recorded while chunks run. The design
+    // and the lease protocol are described in src/batches/queue.ts.
+    async up (db: Kysely<unknown>): Promise<void> {
+      await createBatchesTable(db)
+      await createBatchChunksTable(db)
+      await createBatchResultsTable(db)
+    }
   }
+}
+
+/** OpenAI's usage fields (input_tokens_details.cached_tokens and output_tokens_details.reasoning_tokens flattened). */
+const USAGE_COLUMNS = ['input_tokens', 'cached_tokens', 'output_tokens', 'reasoning_tokens', 'total_tokens'] as const
+
+/** One row per batch: OpenAI's Batch object, with counts and usage kept as columns so they are incremented in SQL. */
+async function createBatchesTable (db: Kysely<unknown>): Promise<void> {
+  let table = db.schema
+    .createTable('batches')
+    .addColumn('id', 'text', (col) => col.primaryKey())
+    .addColumn('project', 'text', (col) => col.notNull())
+    .addColumn('status', 'text', (col) => col.notNull())
+    .addColumn('endpoint', 'text', (col) => col.notNull())
+    .addColumn('model', 'text')
+    .addColumn('input_file_id', 'text', (col) => col.notNull())
+    .addColumn('completion_window', 'text', (col) => col.notNull())
+    .addColumn('metadata', 'text')
+    .addColumn('output_expires_after_seconds', 'bigint')
+    .addColumn('request_total', 'bigint', (col) => col.notNull().defaultTo(0))
+    .addColumn('request_completed', 'bigint', (col) => col.notNull().defaultTo(0))
+    .addColumn('request_failed', 'bigint', (col) => col.notNull().defaultTo(0))
+  for (const usage of USAGE_COLUMNS) {
+    table = table.addColumn(`usage_${usage}`, 'bigint', (col) => col.notNull().defaultTo(0))
+  }
+  // Unix seconds, as OpenAI's *_at fields; each is written by the transition into its status.
+  table = table.addColumn('created_at', 'bigint', (col) => col.notNull())
+  for (const at of ['in_progress_at', 'finalizing_at', 'completed_at', 'failed_at', 'expired_at', 'cancelling_at', 'cancelled_at', 'expires_at']) {
+    table = table.addColumn(at, 'bigint')
+  }
+  await table
+    .addColumn('output_file_id', 'text')
+    .addColumn('error_file_id', 'text')
+    .addColumn('errors', 'text')
+    .execute()
+  // Listing is per project, keyset-paged on id; the expiry sweep scans by expires_at.
+  await db.schema.createIndex('batches_project_id_idx').on('batches').columns(['project', 'id']).execute()
+  await db.schema.createIndex('batches_status_expires_at_idx').on('batches').columns(['status', 'expires_at']).execute()
+}
+
+/**
+ * The queue: one row per planned chunk (a byte range and the line range it holds).
+ * Lease times are unix milliseconds of the database's clock: seconds would make a
+ * lease of a few seconds lapse up to a second early or late.
+ */
+async function createBatchChunksTable (db: Kysely<unknown>): Promise<void> {
+  await db.schema
+    .createTable('batch_chunks')
+    .addColumn('batch_id', 'text', (col) => col.notNull().references('batches.id').onDelete('cascade'))
+    .addColumn('seq', 'integer', (col) => col.notNull())
+    .addColumn('byte_start', 'bigint', (col) => col.notNull())
+    .addColumn('byte_end', 'bigint', (col) => col.notNull())
+    .addColumn('line_start', 'bigint', (col) => col.notNull())
+    .addColumn('line_end', 'bigint', (col) => col.notNull())
+    .addColumn('state', 'text', (col) => col.notNull().defaultTo('queued'))
+    .addColumn('lease_owner', 'text')
+    .addColumn('lease_epoch', 'bigint', (col) => col.notNull().defaultTo(0))
+    .addColumn('lease_expires_at_ms', 'bigint')
+    .addColumn('attempts', 'integer', (col) => col.notNull().defaultTo(0))
+    .addColumn('not_before_ms', 'bigint', (col) => col.notNull().defaultTo(0))
+    .addColumn('done_at_ms', 'bigint')
+    .addColumn('output_lines', 'bigint')
+    .addColumn('error_lines', 'bigint')
+    .addPrimaryKeyConstraint('batch_chunks_pk', ['batch_id', 'seq'])
+    .execute()
+  // Claims look at claimable chunks only; release on stop looks up by owner.
+  await db.schema.createIndex('batch_chunks_state_idx').on('batch_chunks').columns(['state', 'batch_id', 'seq']).execute()
+  await db.schema.createIndex('batch_chunks_owner_idx').on('batch_chunks').column('lease_owner').execute()
+}
+
+/**
+ * Results recorded as each request completes, until the chunk's part objects are
+ * written and the chunk is marked done, which folds the rows' counts and usage into
+ * the batch row and deletes them: the table holds the results of running chunks
+ * only, never a whole batch, and recording a line is one INSERT (no update of the
+ * batch row, which every replica would queue on).
+ */
+async function createBatchResultsTable (db: Kysely<unknown>): Promise<void> {
+  let table = db.schema
+    .createTable('batch_results')
+    .addColumn('batch_id', 'text', (col) => col.notNull())
+    .addColumn('line', 'bigint', (col) => col.notNull())
+    .addColumn('seq', 'integer', (col) => col.notNull())
+    .addColumn('kind', 'text', (col) => col.notNull())
+    .addColumn('custom_id', 'text', (col) => col.notNull())
+    .addColumn('result', 'text', (col) => col.notNull())
+    .addColumn('recorded_epoch', 'bigint', (col) => col.notNull())
+  for (const usage of USAGE_COLUMNS) {
+    table = table.addColumn(`usage_${usage}`, 'bigint', (col) => col.notNull().defaultTo(0))
+  }
+  await table
+    .addPrimaryKeyConstraint('batch_results_pk', ['batch_id', 'line'])
+    .addForeignKeyConstraint('batch_results_chunk_fk', ['batch_id', 'seq'], 'batch_chunks', ['batch_id', 'seq'], (fk) => fk.onDelete('cascade'))
+    .execute()
+  await db.schema.createIndex('batch_results_chunk_idx').on('batch_results').columns(['batch_id', 'seq', 'kind', 'line']).execute()
 }
 
 const migrationProvider: MigrationProvider = {
