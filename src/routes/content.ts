@@ -5,11 +5,9 @@ import { ERRORS } from '../errors.js'
 import { contentDisposition } from '../http/content-disposition.js'
 import { parseRange } from '../http/range.js'
 import type { RouteFamily } from './family.js'
-import { findFile } from './files.js'
 
 export interface ContentRouteOptions {
   family: RouteFamily
-  now: () => number
 }
 
 export const CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'; sandbox"
@@ -48,7 +46,7 @@ export default async function contentRoute (app: FastifyInstance, options: Conte
       }
     }
   }, async (request, reply) => {
-    const record = await findFile(app, request.project, request.params.file_id, options.now)
+    const record = await app.files.get(request.project, request.params.file_id)
     const etag = `"${record.sha256}"`
     reply.header('etag', etag)
     reply.header('accept-ranges', 'bytes')
