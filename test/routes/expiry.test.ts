@@ -90,13 +90,14 @@ t.test('the background sweeper runs on its interval', async (t) => {
     { name: 'file', filename: 'a.bin', content: Buffer.from('abc') }
   ], { key: KEY_A })
   const id = res.json().id as string
+  const key = await objectKeyOf(server.app, id)
   await new Promise((resolve) => setTimeout(resolve, 200))
-  t.ok((await listBlobs(server.dataDir)).some((b) => b.includes(id)), 'not expired yet: kept')
+  t.ok((await listBlobs(server.dataDir)).some((b) => b.startsWith(`${key}:`)), 'not expired yet: kept')
   clock += 3600 * 1000
   let left = true
   for (let i = 0; i < 50 && left; i++) {
     await new Promise((resolve) => setTimeout(resolve, 50))
-    left = (await listBlobs(server.dataDir)).some((b) => b.includes(id))
+    left = (await listBlobs(server.dataDir)).some((b) => b.startsWith(`${key}:`))
   }
   t.notOk(left, 'swept by the timer')
   t.equal(await server.app.fileStore.delete('project-a', id), null, 'row gone')
