@@ -3,7 +3,7 @@ import { readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import OpenAI, { toFile } from 'openai'
 import t from 'tap'
-import { KEY_A, startServer } from '../helpers/app.js'
+import { KEY_A, objectKeyOf, startServer } from '../helpers/app.js'
 
 const SAMPLE = new URL('../fixtures/test_model.jsonl', import.meta.url).pathname
 
@@ -33,7 +33,7 @@ t.test('the official openai SDK uploads and retrieves against /v1', async (t) =>
   await writeFile(bigFile, big)
   const uploaded = await client.files.create({ file: createReadStream(bigFile), purpose: 'batch' })
   t.equal(uploaded.bytes, big.length, 'no silent truncation at 1 MiB')
-  const stored = await readFile(path.join(server.dataDir, 'blobs', 'files', 'project-a', uploaded.id))
+  const stored = await readFile(path.join(server.dataDir, 'blobs', await objectKeyOf(server.app, uploaded.id)))
   t.ok(stored.equals(big), 'stored bytes are exactly the uploaded bytes')
 
   const invalid = client.files.create({ file: await toFile(Buffer.from('{"custom_id": 1}\n'), 'bad.jsonl'), purpose: 'batch' })
