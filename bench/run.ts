@@ -13,6 +13,7 @@ import { batchFile, type DataFile, type Shape } from './lib/data.js'
 import { contentFigures, uploadFsFigures, uploadS3Figures, validatorFigures } from './lib/figures-transfer.js'
 import { concurrencyFigures, memoryFigures, metadataFigures } from './lib/figures-service.js'
 import { memoryBoundFigures } from './lib/figures-memory-bound.js'
+import { durabilityFigures } from './lib/figures-durability.js'
 import { parseOptions, type BenchOptions, type Group } from './lib/options.js'
 import { describeMachine, formatTable, writeResults, type Figure } from './lib/report.js'
 import { startS3, type S3Target } from './lib/s3.js'
@@ -62,6 +63,7 @@ async function main (opts: BenchOptions): Promise<void> {
         if (want('content')) figures.push(...await contentFigures(server, short, opts.runs, log))
       })
     }
+    if (want('durability')) figures.push(...await durabilityFigures(opts.durabilityUploads, opts.runs, log))
     if (want('memory')) {
       const files: DataFile[] = []
       for (const mib of opts.memorySizesMiB) files.push(await file('short', mib))

@@ -14,15 +14,12 @@ export interface SweeperPluginOptions {
   /** 0 turns the timer off (the sweep can still be run by hand). */
   intervalMs: number
   batchSize: number
-  now: () => number
 }
 
 /** Deletes expired files in the background, on every replica; safe to overlap (see sweepExpired). */
 async function sweeperPlugin (app: FastifyInstance, options: SweeperPluginOptions): Promise<void> {
   const job = periodicJob('expiry sweep', options.intervalMs, async () => sweepExpired({
-    fileStore: app.fileStore,
-    blobStore: app.blobStore,
-    now: options.now,
+    files: app.files,
     batchSize: options.batchSize,
     log: app.log
   }), app.log)
@@ -31,4 +28,4 @@ async function sweeperPlugin (app: FastifyInstance, options: SweeperPluginOption
   app.addHook('onClose', job.stop)
 }
 
-export default fp(sweeperPlugin, { name: 'sweeper', fastify: '5.x', dependencies: ['storage', 'metadata'] })
+export default fp(sweeperPlugin, { name: 'sweeper', fastify: '5.x', dependencies: ['files'] })

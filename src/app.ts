@@ -4,6 +4,7 @@ import type { Config } from '../schemas/config.js'
 import authPlugin from '../plugins/auth.js'
 import corsPlugin from '../plugins/cors.js'
 import errorsPlugin, { frameworkErrorHandler } from '../plugins/errors.js'
+import filesPlugin from '../plugins/files.js'
 import gracefulShutdownPlugin from '../plugins/graceful-shutdown.js'
 import jsonBodyPlugin from '../plugins/json-body.js'
 import lingeringClosePlugin from '../plugins/lingering-close.js'
@@ -20,7 +21,6 @@ import sweeperPlugin from '../plugins/sweeper.js'
 import type { ApiKeyTable } from './api-keys.js'
 import { batchValidatorOptions, blobStoreOptions } from './config.js'
 import { clientErrorHandler } from './http/client-error.js'
-import { createFileIdFactory } from './ids.js'
 import { packageVersion } from './version.js'
 import type { FileStore } from './metadata/file-store.js'
 import { createFileStore } from './metadata/create-file-store.js'
@@ -133,16 +133,16 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
       onPoolError: (err) => { app.log.warn({ err }, 'an idle PostgreSQL connection failed; the pool replaces it') }
     })
   })
+  await app.register(filesPlugin, { now })
   await app.register(openApiPlugin, { version: packageVersion() })
 
   const upload = {
     limits: { maxFileBytes: config.MAX_FILE_BYTES, batchMaxFileBytes: config.BATCH_MAX_FILE_BYTES },
     validator: batchValidatorOptions(config),
     batchExpiresAfterSeconds: config.BATCH_EXPIRES_AFTER_SECONDS,
-    newFileId: createFileIdFactory(now),
     now
   }
-  await app.register(sweeperPlugin, { intervalMs: config.EXPIRY_SWEEP_INTERVAL_MS, batchSize: config.EXPIRY_SWEEP_BATCH, now })
+  await app.register(sweeperPlugin, { intervalMs: config.EXPIRY_SWEEP_INTERVAL_MS, batchSize: config.EXPIRY_SWEEP_BATCH })
   // The wall clock, not the injectable one: the grace period is compared with the times
   // storage wrote (file mtimes, S3 LastModified), and a clock set ahead would make every
   // upload in flight look old enough to remove.

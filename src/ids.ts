@@ -1,23 +1,44 @@
-import { monotonicFactory } from 'ulid'
+import { decodeTime, incrementBase32, MAX_ULID, ulid } from 'ulid'
 import { FILE_ID_PATTERN } from '../schemas/files.js'
 
 const FILE_ID = new RegExp(FILE_ID_PATTERN)
+const FILE_ID_PREFIX = 'file-'
 
 /**
- * File ids are `file-` + a ULID: lexical order is creation order, which keyset
- * pagination relies on. The monotonic factory keeps ids created in the same
- * millisecond by this process strictly increasing.
+ * File ids are `file-` + a ULID, minted when the file is committed (FileStore.insertNext),
+ * never when its upload starts: lexical order is then commit order, which keyset
+ * pagination relies on (issue 9, item 6).
  */
-export function createFileIdFactory (now: () => number = Date.now): () => string {
-  const ulid = monotonicFactory()
-  return () => `file-${ulid(now())}`
-}
-
 export function isFileId (value: string): boolean {
   return FILE_ID.test(value)
 }
 
-/** Object key of a file: from the project and the id, never from the client's filename. */
-export function objectKeyFor (project: string, fileId: string): string {
-  return `files/${project}/${fileId}`
+/**
+ * The next file id after `lastId` (the greatest id committed so far, if any): a new ULID
+ * of `nowMs` when the clock has moved past the last id's time, else the last id plus one
+ * (a clock behind the last id, or several commits in one millisecond), so the result is
+ * always strictly greater, as in the ULID spec's monotonic mode.
+ */
+export function nextFileId (lastId: string | undefined, nowMs: number): string {
+  if (lastId === undefined || !isFileId(lastId)) return FILE_ID_PREFIX + ulid(nowMs)
+  const last = lastId.slice(FILE_ID_PREFIX.length)
+  if (nowMs > decodeTime(last)) return FILE_ID_PREFIX + ulid(nowMs)
+  if (last === MAX_ULID) throw new RangeError('file ids are exhausted (the greatest id is the largest ULID)')
+  return FILE_ID_PREFIX + incrementBase32(last)
+}
+
+/**
+ * Names one upload's object before its file exists (the file id comes only at commit).
+ * Unique per upload; nothing sorts by it, so its time part carries no meaning.
+ */
+export function newUploadId (): string {
+  return `upload-${ulid()}`
+}
+
+/** Where every file object lives in the blob store; reconciliation lists under it. */
+export const FILE_OBJECT_PREFIX = 'files/'
+
+/** Object key of an upload: from the project and the upload id, never from the client's filename. */
+export function objectKeyFor (project: string, uploadId: string): string {
+  return `${FILE_OBJECT_PREFIX}${project}/${uploadId}`
 }

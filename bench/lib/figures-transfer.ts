@@ -5,7 +5,7 @@
  */
 import { createReadStream } from 'node:fs'
 import path from 'node:path'
-import { objectKeyFor } from '../../src/ids.js'
+import BetterSqlite3 from 'better-sqlite3'
 import { diskCopy, parseFloor, validatorAlone } from './baselines.js'
 import type { DataFile } from './data.js'
 import { deleteFile, download, upload } from './http.js'
@@ -15,9 +15,6 @@ import { cpuOf, type RunningServer } from './server.js'
 import { mibPerSecond, timed } from './stats.js'
 
 export type Log = (message: string) => void
-
-// A bare key in API_KEYS belongs to project "default" (src/api-keys.ts).
-const PROJECT = 'default'
 
 /** The service's validator alone against the JSON.parse floor, in this process. */
 export async function validatorFigures (files: DataFile[], runs: number, log: Log): Promise<Figure[]> {
@@ -160,10 +157,22 @@ export async function uploadS3Figures (server: RunningServer, s3: S3Target, file
   ]
 }
 
+/** The object key of a file, from the server's SQLite row (keys name the upload, not the file). */
+function storageKeyOf (server: RunningServer, id: string): string {
+  const db = new BetterSqlite3(path.join(server.dataDir, 'files.db'), { readonly: true })
+  try {
+    const row = db.prepare('select storage_key from files where id = ?').get(id) as { storage_key: string } | undefined
+    if (row === undefined) throw new Error(`no row for ${id} in the server's database`)
+    return row.storage_key
+  } finally {
+    db.close()
+  }
+}
+
 /** GET /v1/files/{id}/content against reading the stored object directly. */
 export async function contentFigures (server: RunningServer, file: DataFile, runs: number, log: Log, s3?: S3Target): Promise<Figure[]> {
   const stored = await upload(server.url, file.path, 'user_data')
-  const key = objectKeyFor(PROJECT, stored.id)
+  const key = storageKeyOf(server, stored.id)
   const raw: number[] = []
   const service: number[] = []
   try {

@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util'
 
-export const GROUPS = ['validator', 'upload-fs', 'upload-s3', 'memory', 'memory-bound', 'concurrency', 'metadata', 'content'] as const
+export const GROUPS = ['validator', 'upload-fs', 'upload-s3', 'memory', 'memory-bound', 'concurrency', 'metadata', 'content', 'durability'] as const
 export type Group = typeof GROUPS[number]
 
 export interface BenchOptions {
@@ -16,6 +16,8 @@ export interface BenchOptions {
   memorySizesMiB: number[]
   concurrency: number
   concurrentSizeMiB: number
+  /** Small uploads per side and run for the durability figure. */
+  durabilityUploads: number
   /** Seconds per autocannon measurement. */
   httpSeconds: number
   httpConnections: number
@@ -35,6 +37,7 @@ const HELP = `usage: npm run bench -- [options]
   --size-mb N             short- and long-line file size (default 200)
   --memory-sizes-mb A,B   upload sizes for the peak-RSS figure (default 100,1024)
   --concurrency N         concurrent uploads (default 16) of --concurrent-size-mb (default 20)
+  --durable-uploads N     small uploads per side for the durability figure (default 200)
   --http-seconds N        seconds per autocannon measurement (default 5)
   --connections N         autocannon connections (default 10)
   --only a,b              figure groups: ${GROUPS.join(', ')}
@@ -79,6 +82,7 @@ export function parseOptions (argv: string[]): BenchOptions | null {
       'data-dir': { type: 'string' },
       out: { type: 'string', default: 'bench/out' },
       'cpu-prof': { type: 'boolean', default: false },
+      'durable-uploads': { type: 'string' },
       'server-env': { type: 'string', multiple: true, default: [] },
       'server-entry': { type: 'string', default: 'dist/src/server.js' }
     }
@@ -104,6 +108,7 @@ export function parseOptions (argv: string[]): BenchOptions | null {
     memorySizesMiB: memorySizes ?? (quick ? [20, 100] : [100, 1024]),
     concurrency: positiveInt('concurrency', values.concurrency, 16),
     concurrentSizeMiB: positiveInt('concurrent-size-mb', values['concurrent-size-mb'], quick ? 2 : 20),
+    durabilityUploads: positiveInt('durable-uploads', values['durable-uploads'], quick ? 50 : 200),
     httpSeconds: positiveInt('http-seconds', values['http-seconds'], quick ? 2 : 5),
     httpConnections: positiveInt('connections', values.connections, 10),
     groups: only.filter((g) => !skip.includes(g)),

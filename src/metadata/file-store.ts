@@ -22,6 +22,9 @@ export interface FileRecord {
   warnings: BatchError[]
 }
 
+/** A file's row before it is committed: its id is minted by FileStore.insertNext. */
+export type NewFileRecord = Omit<FileRecord, 'id'>
+
 export interface ListFilesQuery {
   project: string
   /** Only files with this purpose. */
@@ -47,7 +50,15 @@ export interface FileStore {
   readonly dialect: string
   /** Creates tables and indexes; safe to call on every start. */
   migrate (): Promise<void>
+  /** Inserts a row under the id it already has (copies, tests); uploads use insertNext. */
   insert (record: FileRecord): Promise<void>
+  /**
+   * Commits a new file: mints an id greater than every id in the store and inserts the
+   * row, in one transaction serialised with every other insertNext (of any replica), so
+   * ids are in commit order: once a reader sees an id, no smaller one can appear later,
+   * and keyset pages in either order never skip a file (issue 9, item 6).
+   */
+  insertNext (record: NewFileRecord): Promise<FileRecord>
   /** The file, or null when missing, of another project, or expired at `now`. */
   get (project: string, id: string, now: number): Promise<FileRecord | null>
   list (query: ListFilesQuery): Promise<ListFilesPage>

@@ -1,7 +1,8 @@
-import { sql, type ColumnType, type Kysely, type Selectable } from 'kysely'
+import { sql, type ColumnType, type Insertable, type Kysely, type Selectable, type Transaction } from 'kysely'
 import type { BatchError } from '../../schemas/batch-error.js'
 import type { Purpose } from '../../schemas/files.js'
-import type { FileRecord, FileStore, ListFilesPage, ListFilesQuery } from './file-store.js'
+import { nextFileId } from '../ids.js'
+import type { FileRecord, FileStore, ListFilesPage, ListFilesQuery, NewFileRecord } from './file-store.js'
 import { migrateToLatest } from './migrations.js'
 
 /**
@@ -31,6 +32,7 @@ export interface Database {
 }
 
 type FileRow = Selectable<FilesTable>
+type NewFileRow = Insertable<FilesTable>
 
 export interface KyselyFileStoreOptions {
   /** Reported as FileStore.dialect, e.g. 'sqlite' or 'postgres'. */
@@ -60,6 +62,73 @@ function rowToRecord (row: FileRow): FileRecord {
   }
 }
 
+function recordToRow (record: FileRecord): NewFileRow {
+  return {
+    id: record.id,
+    project: record.project,
+    filename: record.filename,
+    purpose: record.purpose,
+    bytes: record.bytes,
+    created_at: record.createdAt,
+    expires_at: record.expiresAt,
+    request_count: record.requestCount,
+    sha256: record.sha256,
+    storage_key: record.storageKey,
+    warnings: JSON.stringify(record.warnings)
+  }
+}
+
+/**
+ * Serialises insertNext across every replica sharing the database (an arbitrary
+ * constant, unlike Kysely's migration lock 3853314791062309107).
+ */
+export const COMMIT_ORDER_LOCK_ID = '7307716472330990909'
+
+async function greatestId (db: Kysely<Database> | Transaction<Database>): Promise<string | undefined> {
+  const row = await db.selectFrom('files').select((eb) => eb.fn.max('id').as('last')).executeTakeFirst()
+  return row?.last ?? undefined
+}
+
+/**
+ * PostgreSQL: the transaction-scoped advisory lock is held until the commit has made the
+ * row visible (locks are released after the commit), so the next holder's max(id) sees
+ * it and mints a greater id, and no smaller id can become visible after a greater one.
+ * The max is read in a statement of its own, after the lock: under READ COMMITTED a
+ * statement's snapshot is taken when it starts, and one taken before the lock was
+ * granted could miss the previous holder's row. The time is the database's clock, the
+ * one clock every replica shares.
+ */
+async function insertNextPostgres (db: Kysely<Database>, record: NewFileRecord): Promise<FileRecord> {
+  return await db.transaction().execute(async (trx) => {
+    await sql`select pg_advisory_xact_lock(${COMMIT_ORDER_LOCK_ID}::bigint)`.execute(trx)
+    const last = await greatestId(trx)
+    const clock = await sql<{ now_ms: string }>`select (extract(epoch from clock_timestamp()) * 1000)::bigint as now_ms`.execute(trx)
+    const file: FileRecord = { ...record, id: nextFileId(last, Number(clock.rows[0]?.now_ms ?? Date.now())) }
+    await trx.insertInto('files').values(recordToRow(file)).execute()
+    return file
+  })
+}
+
+/**
+ * SQLite: one writer at a time anyway; BEGIN IMMEDIATE takes the write lock before the
+ * max is read, so another process on the same file (the CLI) cannot interleave, and the
+ * pinned connection keeps this process's other queries out until the commit.
+ */
+async function insertNextSqlite (db: Kysely<Database>, record: NewFileRecord): Promise<FileRecord> {
+  return await db.connection().execute(async (conn) => {
+    await sql`begin immediate`.execute(conn)
+    try {
+      const file: FileRecord = { ...record, id: nextFileId(await greatestId(conn), Date.now()) }
+      await conn.insertInto('files').values(recordToRow(file)).execute()
+      await sql`commit`.execute(conn)
+      return file
+    } catch (error) {
+      await sql`rollback`.execute(conn).catch(() => {})
+      throw error
+    }
+  })
+}
+
 /**
  * The dialect-independent FileStore: every query here must run unchanged on SQLite
  * (≥ 3.35, for RETURNING) and PostgreSQL; the SQLite and PostgreSQL stores only
@@ -76,22 +145,11 @@ export function createKyselyFileStore (db: Kysely<Database>, opts: KyselyFileSto
     },
 
     async insert (record) {
-      await db
-        .insertInto('files')
-        .values({
-          id: record.id,
-          project: record.project,
-          filename: record.filename,
-          purpose: record.purpose,
-          bytes: record.bytes,
-          created_at: record.createdAt,
-          expires_at: record.expiresAt,
-          request_count: record.requestCount,
-          sha256: record.sha256,
-          storage_key: record.storageKey,
-          warnings: JSON.stringify(record.warnings)
-        })
-        .execute()
+      await db.insertInto('files').values(recordToRow(record)).execute()
+    },
+
+    async insertNext (record) {
+      return opts.dialect === 'postgres' ? await insertNextPostgres(db, record) : await insertNextSqlite(db, record)
     },
 
     async get (project, id, now) {

@@ -63,7 +63,13 @@ export async function createPostgresFileStore (opts: PostgresFileStoreOptions): 
   }
   const onPoolError = opts.onPoolError ?? (() => {})
   // An idle client's error is emitted on the pool; with no listener it would crash the process.
-  const newPool = (config: pg.PoolConfig): pg.Pool => new pg.Pool(config).on('error', onPoolError)
+  // A checked-out client whose connection dies between the statements of a transaction
+  // (insertNext's) emits 'error' with no listener of the pool's: the statement in flight
+  // fails anyway and the pool drops the unusable client on release, but an unheard
+  // 'error' event would crash the process.
+  const newPool = (config: pg.PoolConfig): pg.Pool => new pg.Pool(config)
+    .on('error', onPoolError)
+    .on('connect', (client) => { client.on('error', () => {}) })
 
   const pool = newPool({
     ...base,

@@ -7,11 +7,9 @@ import { contentDisposition } from '../http/content-disposition.js'
 import { parseRange, type RangeRequest } from '../http/range.js'
 import type { FileRecord } from '../metadata/file-store.js'
 import type { RouteFamily } from './family.js'
-import { findFile } from './files.js'
 
 export interface ContentRouteOptions {
   family: RouteFamily
-  now: () => number
 }
 
 export const CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'; sandbox"
@@ -76,7 +74,7 @@ export default async function contentRoute (app: FastifyInstance, options: Conte
   }
 
   async function serveContent (request: ContentRequest, reply: FastifyReply): Promise<FastifyReply> {
-    const record = await findFile(app, request.project, request.params.file_id, options.now)
+    const record = await app.files.get(request.project, request.params.file_id)
     // The bytes are the uploader's: should a browser ever render them (an old one ignoring
     // nosniff, a user opening the URL), they run no script, load nothing and cannot be framed.
     reply.header('content-security-policy', CONTENT_SECURITY_POLICY)

@@ -1,9 +1,6 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { FastifyInstance } from 'fastify'
 import { DeleteFileResponseSchema, FileIdParamsSchema, FileObjectSchema, ListFilesQuerySchema, ListFilesResponseSchema } from '../../schemas/files.js'
-import { ERRORS } from '../errors.js'
-import { isFileId } from '../ids.js'
-import type { FileRecord } from '../metadata/file-store.js'
 import type { QuotaGuard } from '../upload/quota.js'
 import type { UploadDeps } from '../upload/upload-file.js'
 import type { UploadSlots } from '../upload/upload-slots.js'
@@ -14,19 +11,12 @@ import uploadRoute from './upload.js'
 export interface FilesRoutesOptions {
   /** true for `/api/v1` (answers wrapped in `{success, code, message, data}`), false for OpenAI's `/v1`. */
   envelope: boolean
-  upload: Omit<UploadDeps, 'blobStore' | 'fileStore'>
+  upload: Omit<UploadDeps, 'blobStore' | 'files'>
   /** Per-project quotas, checked by the upload route. */
   quota: QuotaGuard
   /** The replica's bound on uploads in flight, shared by both families, and the Retry-After of its 503. */
   slots: UploadSlots
   busyRetryAfterSeconds: number
-}
-
-/** The caller's live file, or 404 — the same 404 for a missing, expired or another project's file. */
-export async function findFile (app: FastifyInstance, project: string, id: string, now: () => number): Promise<FileRecord> {
-  const record = isFileId(id) ? await app.fileStore.get(project, id, Math.floor(now() / 1000)) : null
-  if (record === null) throw ERRORS.fileNotFound(id)
-  return record
 }
 
 /**
@@ -36,11 +26,10 @@ export async function findFile (app: FastifyInstance, project: string, id: strin
 export default async function filesRoutes (fastify: FastifyInstance, options: FilesRoutesOptions): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   const family = routeFamily(options.envelope)
-  const { now } = options.upload
 
   app.addHook('onRequest', app.authenticate)
   await app.register(uploadRoute, { family, upload: options.upload, quota: options.quota, slots: options.slots, busyRetryAfterSeconds: options.busyRetryAfterSeconds })
-  await app.register(contentRoute, { family, now })
+  await app.register(contentRoute, { family })
 
   app.get('/files', {
     schema: {
@@ -53,11 +42,10 @@ export default async function filesRoutes (fastify: FastifyInstance, options: Fi
     }
   }, async (request) => {
     const { after, purpose, limit = 10000, order = 'desc' } = request.query
-    const page = await app.fileStore.list({
+    const page = await app.files.list({
       project: request.project,
       limit,
       order,
-      now: Math.floor(now() / 1000),
       ...(after === undefined ? {} : { after }),
       ...(purpose === undefined ? {} : { purpose })
     })
@@ -79,7 +67,7 @@ export default async function filesRoutes (fastify: FastifyInstance, options: Fi
       params: FileIdParamsSchema,
       response: { 200: family.ok(FileObjectSchema, 'The file object.'), 401: family.error, 404: family.error }
     }
-  }, async (request) => family.reply(toFileObject(await findFile(app, request.project, request.params.file_id, now))))
+  }, async (request) => family.reply(toFileObject(await app.files.get(request.project, request.params.file_id))))
 
   app.delete('/files/:file_id', {
     schema: {
@@ -91,15 +79,8 @@ export default async function filesRoutes (fastify: FastifyInstance, options: Fi
       response: { 200: family.ok(DeleteFileResponseSchema, 'The file is gone.'), 401: family.error, 404: family.error }
     }
   }, async (request) => {
-    const id = request.params.file_id
-    const live = await findFile(app, request.project, id, now)
-    // The row goes first: from then on the file is gone for every reader. Should the
-    // object's removal fail, reconciliation removes the orphan later.
-    const deleted = await app.fileStore.delete(request.project, live.id)
-    if (deleted === null) throw ERRORS.fileNotFound(id)
-    await app.blobStore.delete(deleted.storageKey).catch((error: unknown) => {
-      request.log.warn({ fileId: id, err: error }, 'file deleted; its object could not be removed yet')
-    })
+    // The row goes first, the object after (FileService.delete).
+    const deleted = await app.files.delete(request.project, request.params.file_id)
     return family.reply({ id: deleted.id, object: 'file' as const, deleted: true as const })
   })
 }

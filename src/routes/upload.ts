@@ -12,7 +12,7 @@ import { toFileObject, type RouteFamily } from './family.js'
 
 export interface UploadRouteOptions {
   family: RouteFamily
-  upload: Omit<UploadDeps, 'blobStore' | 'fileStore'>
+  upload: Omit<UploadDeps, 'blobStore' | 'files'>
   quota: QuotaGuard
   slots: UploadSlots
   busyRetryAfterSeconds: number
@@ -89,7 +89,7 @@ export default async function uploadRoute (fastify: FastifyInstance, options: Up
       const record = await uploadFile(request.parts() as AsyncIterable<UploadPart>, { project: request.project, signal: abort.signal }, {
         ...options.upload,
         blobStore: app.blobStore,
-        fileStore: app.fileStore,
+        files: app.files,
         ...(quota.enabled ? { beforeCommit: async (file) => quota.fits(file.project, file.bytes) } : {})
       })
       app.metrics.recordUpload({ outcome: 'stored', purpose: record.purpose, bytes: record.bytes })

@@ -23,6 +23,12 @@ export interface FsBlobStoreOptions {
   root: string
   /** Temp files younger than this may belong to another process still writing. */
   tempGraceMs?: number
+  /**
+   * fsync each directory a put changed (default true), so an answered upload survives a
+   * power cut. false exists only for the bench's baseline (what durability costs); no
+   * setting reaches it.
+   */
+  syncDirectories?: boolean
 }
 
 /** Temp files live inside the root so `rename` never crosses a filesystem boundary. */
@@ -34,7 +40,9 @@ const MISSING_CODES = new Set(['ENOENT', 'ENOTDIR'])
 export async function createFsBlobStore (opts: FsBlobStoreOptions): Promise<BlobStore> {
   const root = path.resolve(opts.root)
   const tmpDir = path.join(root, TEMP_DIR_NAME)
-  await mkdir(tmpDir, { recursive: true })
+  const syncDirectories = opts.syncDirectories ?? true
+  const makeDirectory = directoryMaker(syncDirectories)
+  await makeDirectory(tmpDir)
   await removeStaleTempFiles(tmpDir, new Date(Date.now() - (opts.tempGraceMs ?? DEFAULT_TEMP_GRACE_MS)))
 
   function pathOf (key: string): string {
@@ -61,8 +69,11 @@ export async function createFsBlobStore (opts: FsBlobStoreOptions): Promise<Blob
       // The stream owns the handle: it fsyncs (flush) and closes it once the body ends or fails.
       await pipeline(body, handle.createWriteStream({ flush: true }), { signal: options.signal })
       const st = await stat(tmp, { bigint: true })
-      await mkdir(path.dirname(target), { recursive: true })
+      await makeDirectory(path.dirname(target))
       await rename(tmp, target)
+      // The rename is a change to the directory: durable only once the directory is synced
+      // (the blob's own fsync does not cover its name). issue 9, item 5.
+      if (syncDirectories) await syncDirectory(path.dirname(target))
       // rename keeps inode and mtime, so this etag is what head and get will report.
       return { bytes: Number(st.size), etag: etagOf(st) }
     } catch (err) {
@@ -173,6 +184,36 @@ export async function createFsBlobStore (opts: FsBlobStoreOptions): Promise<Blob
     abortIncomplete: async (olderThan) => removeStaleTempFiles(tmpDir, olderThan),
     check,
     close: async () => {}
+  }
+}
+
+/**
+ * mkdir -p that makes the directories durable: each level it created is synced (its
+ * entries), and so is the parent of the topmost one (the entry naming it). A directory
+ * another put created a moment ago may not be synced yet, so the first put into each
+ * directory of this process syncs its parent even when mkdir created nothing.
+ */
+function directoryMaker (sync: boolean): (dir: string) => Promise<void> {
+  const durable = new Set<string>()
+  return async (dir) => {
+    const first = await mkdir(dir, { recursive: true })
+    if (!sync || (first === undefined && durable.has(dir))) return
+    const top = first ?? dir
+    for (let level = dir; level.length >= top.length; level = path.dirname(level)) {
+      if (first !== undefined) await syncDirectory(level)
+      if (level === top) break
+    }
+    await syncDirectory(path.dirname(top))
+    durable.add(dir)
+  }
+}
+
+async function syncDirectory (dir: string): Promise<void> {
+  const handle = await open(dir, 'r')
+  try {
+    await handle.sync()
+  } finally {
+    await handle.close()
   }
 }
 

@@ -5,9 +5,10 @@ import type { BatchError } from '../../schemas/batch-error.js'
 import { UPLOAD_PURPOSES, type Purpose } from '../../schemas/files.js'
 import { ApiError, ERRORS } from '../errors.js'
 import { BatchValidator, summarizeBatchErrors, validateBatchFilename, type BatchValidatorOptions } from '../jsonl/batch-validator.js'
-import type { FileRecord, FileStore } from '../metadata/file-store.js'
+import type { FileService } from '../files/file-service.js'
+import type { FileRecord, NewFileRecord } from '../metadata/file-store.js'
 import { StorageFullError, StorageTimeoutError, type BlobStore } from '../storage/blob-store.js'
-import { objectKeyFor } from '../ids.js'
+import { newUploadId, objectKeyFor } from '../ids.js'
 import { sanitizeFilename } from './filename.js'
 import { checkPart, parseExpiresAfter, parsePurpose, type ExpiresAfterFields } from './form-fields.js'
 import { untilAborted } from './until-aborted.js'
@@ -24,12 +25,12 @@ export interface UploadLimits {
 
 export interface UploadDeps {
   blobStore: BlobStore
-  fileStore: FileStore
+  /** Commits the stored object as a file (the row, with the id minted at commit). */
+  files: FileService
   limits: UploadLimits
   validator: BatchValidatorOptions
   /** Lifetime of batch files without an explicit expires_after; 0: never. */
   batchExpiresAfterSeconds: number
-  newFileId: () => string
   /** Milliseconds since the epoch; injectable so expiry can be tested with a controlled clock. */
   now: () => number
   /**
@@ -121,7 +122,7 @@ export async function uploadFile (parts: AsyncIterable<UploadPart>, context: Upl
   let purpose: Purpose | undefined
   const expiresAfter: ExpiresAfterFields = {}
   let put: PendingPut | undefined
-  let file: { id: string, key: string, filename: string, bytes: number, sha256: string, validation?: ReturnType<BatchValidator['end']>, filenameError: BatchError | null } | undefined
+  let file: { key: string, filename: string, bytes: number, sha256: string, validation?: ReturnType<BatchValidator['end']>, filenameError: BatchError | null } | undefined
   try {
     try {
       for await (const part of untilAborted(parts, context.signal)) {
@@ -139,12 +140,13 @@ export async function uploadFile (parts: AsyncIterable<UploadPart>, context: Upl
         const filename = sanitizeFilename(part.filename)
         const filenameError = validateBatchFilename(filename)
         if (purpose === 'batch' && filenameError !== null) throw ERRORS.invalidBatchFile(filenameError.message, [filenameError], 1)
-        const id = deps.newFileId()
-        const key = objectKeyFor(context.project, id)
+        // The file id is minted at commit, so ids are in commit order (issue 9, item 6);
+        // until then the object is named by an upload id of its own.
+        const key = objectKeyFor(context.project, newUploadId())
         put = startPut(deps.blobStore, key, context.signal)
         // A stalled file part must not outlive the abort: destroying it ends its read at once.
         if (context.signal !== undefined) addAbortSignal(context.signal, part.file)
-        file = { id, key, filename, filenameError, ...await streamFile(part.file, put, purpose, filenameError === null, deps) }
+        file = { key, filename, filenameError, ...await streamFile(part.file, put, purpose, filenameError === null, deps) }
       }
     } catch (error) {
       throw requestError(error)
@@ -170,11 +172,12 @@ export async function uploadFile (parts: AsyncIterable<UploadPart>, context: Upl
       throw storageError(error)
     }
     if (stored.bytes !== file.bytes) {
+      // The put is over, cancelling it removes nothing: the object must go by hand.
+      await deps.blobStore.delete(file.key).catch(() => {})
       throw ERRORS.internal(new Error(`store reported ${stored.bytes} bytes for ${file.bytes} received`))
     }
     const createdAt = Math.floor(deps.now() / 1000)
-    const record: FileRecord = {
-      id: file.id,
+    const record: NewFileRecord = {
       project: context.project,
       filename: file.filename,
       purpose,
@@ -186,15 +189,10 @@ export async function uploadFile (parts: AsyncIterable<UploadPart>, context: Upl
       storageKey: file.key,
       warnings
     }
-    try {
-      await deps.fileStore.insert(record)
-    } catch (error) {
-      // The object is complete but has no row: remove it, so nothing half-done remains.
-      // Should the delete fail too (storage down as well), reconciliation removes the orphan.
-      await deps.blobStore.delete(file.key).catch(() => {})
-      throw ERRORS.databaseUnavailable(error)
-    }
-    return record
+    // The object is complete: from here on the file service owns it (a failed commit
+    // removes it), so the put must not be cancelled any more.
+    put = undefined
+    return await deps.files.commit(record)
   } catch (error) {
     if (put !== undefined) await cancelPut(put, error)
     // Whatever broke after an abort (a destroyed stream, a cancelled put) is its consequence.

@@ -78,7 +78,7 @@ async function uploadWithFault (rig: Rig, inject: () => Promise<void>): Promise<
 async function assertObjectRemoved (t: Test, rig: Rig): Promise<void> {
   t.equal(rig.calls.length, 2, 'one put, one delete')
   const [put, removed] = rig.calls
-  t.match(put, /^put files\/project-a\/file-/)
+  t.match(put, /^put files\/project-a\/upload-/)
   t.equal(removed, put?.replace(/^put/, 'delete'), 'the pipeline deleted the very object it had stored')
   t.same(await listTree(rig.root), [], 'no object and no temp file on disk')
 }

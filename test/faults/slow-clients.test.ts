@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
-import { KEY_A, listBlobs, startServer, type TestServer } from '../helpers/app.js'
+import { KEY_A, listBlobs, objectKeyOf, startServer, type TestServer } from '../helpers/app.js'
 import { batchFile } from './helpers/batch.js'
 import { multipartBytes, openRaw, uploadHead, waitForUploadsCounted } from './helpers/raw-http.js'
 
@@ -101,6 +101,6 @@ t.test('a slow but steady upload (a chunk every 200 ms for 3 s, idle limit 500 m
   t.equal(response?.status, 200, response?.body ?? '')
   const file = JSON.parse(response?.body ?? '{}') as { id: string, bytes: number }
   t.equal(file.bytes, content.length)
-  t.same(await listBlobs(server.dataDir), [`files/project-a/${file.id}:${content.length}`])
+  t.same(await listBlobs(server.dataDir), [`${await objectKeyOf(server.app, file.id)}:${content.length}`])
   connection.socket.destroy()
 })

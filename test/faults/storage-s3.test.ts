@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
-import { KEY_A, type TestServer } from '../helpers/app.js'
+import { KEY_A, objectKeyOf, type TestServer } from '../helpers/app.js'
 import { startBlackHole, startFaultProxy, targetOf, type FaultProxy } from '../helpers/fault-proxy.js'
 import { getJson, postMultipart } from '../helpers/multipart.js'
 import { startS3Server, type S3TestServer } from '../helpers/s3-server.js'
@@ -111,7 +111,7 @@ t.test('storage down at start-up: the app starts, /ready is 503, uploads 503, an
   t.equal((await getJson(`${server.url}/ready`)).status, 200, 'ready again once S3 answers')
   const stored = await postMultipart(`${server.url}/v1/files`, small(), { key: KEY_A })
   t.equal(stored.status, 200, stored.body)
-  t.same(await bucket.objects(), [`files/project-a/${stored.json().id as string}:${batchFile(3).length}`])
+  t.same(await bucket.objects(), [`${await objectKeyOf(server.app, stored.json().id as string)}:${batchFile(3).length}`])
 })
 
 t.test('a host that never accepts: S3_CONNECT_TIMEOUT_MS ends the wait, 504 storage_timeout', async (t) => {

@@ -60,3 +60,17 @@ export async function listTree (dir: string): Promise<string[]> {
 export async function listBlobs (dataDir: string): Promise<string[]> {
   return listTree(path.join(dataDir, 'blobs'))
 }
+
+/**
+ * The object key of a file, read from its row (expired or not): keys name the upload
+ * (files/<project>/upload-<ULID>), the file id is minted only at commit.
+ */
+export async function objectKeyOf (app: FastifyInstance, fileId: string): Promise<string> {
+  let after: string | undefined
+  for (let rows = await app.fileStore.scan(after, 500); rows.length > 0; rows = await app.fileStore.scan(after, 500)) {
+    const hit = rows.find((row) => row.id === fileId)
+    if (hit !== undefined) return hit.storageKey
+    after = rows.at(-1)?.id
+  }
+  throw new Error(`no row for ${fileId}`)
+}

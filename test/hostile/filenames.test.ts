@@ -1,5 +1,5 @@
 import t from 'tap'
-import { KEY_A, listBlobs, startServer } from '../helpers/app.js'
+import { KEY_A, listBlobs, objectKeyOf, startServer } from '../helpers/app.js'
 import { getJson, send } from '../helpers/multipart.js'
 
 const B = 'filename-boundary-77c1'
@@ -72,9 +72,9 @@ t.test('hostile filenames are stored and returned harmlessly; object keys never 
   const list = await getJson(`${server.url}/v1/files?order=asc`, KEY_A)
   t.same(list.json().data.map((f: { filename: string }) => f.filename), cases.map(([, , expected]) => expected), 'the list shows the same names')
 
-  // Keys are files/<project>/<id>: nothing of the client's name reaches the disk.
+  // Keys are files/<project>/<upload id>: nothing of the client's name reaches the disk.
   const blobs = await listBlobs(server.dataDir)
-  t.same(blobs.map((b) => b.split(':')[0]).sort(), ids.map((id) => `files/project-a/${id}`).sort())
+  t.same(blobs.map((b) => b.split(':')[0]).sort(), (await Promise.all(ids.map(async (id) => objectKeyOf(server.app, id)))).sort())
 })
 
 t.test('a filename with a bare line break is dropped by the parser: the part is skipped, nothing stored', async (t) => {

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { KEY_A, listBlobs, startServer } from '../helpers/app.js'
+import { KEY_A, listBlobs, objectKeyOf, startServer } from '../helpers/app.js'
 import { postMultipart, send } from '../helpers/multipart.js'
 
 const LINE = '{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"m","messages":[{"role":"user","content":"hi"}]}}\n'
@@ -71,7 +71,7 @@ for (const prefix of ['/v1', '/api/v1']) {
     // A refusal still comes before the body: no key, 401, whatever the body.
     const anonymous = await send(`${server.url}${prefix}/files/${id}`, 'DELETE', { 'content-type': 'application/json' })
     t.equal(anonymous.status, 401)
-    t.same(await listBlobs(server.dataDir), [`files/project-a/${id}:${LINE.length}`], 'only the upload is stored')
+    t.same(await listBlobs(server.dataDir), [`${await objectKeyOf(server.app, id)}:${LINE.length}`], 'only the upload is stored')
   })
 
   t.test(`${prefix}: a non-empty JSON body is still parsed, and refused when broken or poisoned`, async (t) => {

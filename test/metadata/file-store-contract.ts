@@ -344,6 +344,53 @@ export function runFileStoreContract (t: Test, name: string, makeStore: MakeFile
       t.equal(await store.get(b, id, NOW), null)
     })
 
+    t.test('insertNext mints each id above every id already stored, and keeps the record', async (t) => {
+      const store = await freshStore(t)
+      const p = project('next')
+      // A row whose id lies an hour ahead of the clock (another replica's fast clock, a
+      // copied deployment): later ids must still sort after it.
+      const ahead = `file-${monotonicFactory()(Date.now() + 3600_000)}`
+      await store.insert(makeRecord(ahead, p))
+      const ids: string[] = [ahead]
+      for (let i = 0; i < 3; i++) {
+        const { id: _unused, ...fields } = makeRecord('unused', p, { filename: `n${i}.jsonl`, storageKey: `files/${p}/upload-${i}` })
+        const committed = await store.insertNext(fields)
+        t.match(committed.id, /^file-[0-9A-HJKMNP-TV-Z]{26}$/)
+        t.strictSame(committed, { ...fields, id: committed.id }, 'the record as given, with its new id')
+        t.strictSame(await store.get(p, committed.id, NOW), committed)
+        ids.push(committed.id)
+      }
+      t.strictSame([...ids].sort(), ids, 'each id is greater than the last')
+      t.strictSame((await store.list({ project: p, limit: 10, order: 'asc', now: NOW })).files.map((f) => f.id), ids)
+    })
+
+    t.test('concurrent insertNext: a reader never sees an id appear below one it has already seen', async (t) => {
+      const store = await freshStore(t)
+      const p = project('order')
+      let done = false
+      const violations: string[] = []
+      const reader = (async () => {
+        let seen = new Set<string>()
+        let max = ''
+        while (!done) {
+          const ids = (await store.list({ project: p, limit: 100, order: 'asc', now: NOW })).files.map((f) => f.id)
+          for (const id of ids) if (!seen.has(id) && id < max) violations.push(`${id} appeared after ${max}`)
+          seen = new Set(ids)
+          max = ids.at(-1) ?? max
+        }
+      })()
+      const committed = await Promise.all(Array.from({ length: 20 }, async (_, i) => {
+        const { id: _unused, ...fields } = makeRecord('unused', p, { storageKey: `files/${p}/upload-${i}` })
+        return (await store.insertNext(fields)).id
+      }))
+      done = true
+      await reader
+      t.strictSame(violations, [], 'ids became visible in id order')
+      t.equal(new Set(committed).size, 20, 'every id is distinct')
+      const listed = (await store.list({ project: p, limit: 100, order: 'asc', now: NOW })).files.map((f) => f.id)
+      t.strictSame(listed, [...committed].sort())
+    })
+
     t.test('check answers while open; close is idempotent', async (t) => {
       const store = await freshStore(t)
       await t.resolves(store.check())

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { KEY_A, listBlobs, startServer } from '../helpers/app.js'
+import { KEY_A, listBlobs, objectKeyOf, startServer } from '../helpers/app.js'
 import { BOUNDARY, postMultipart } from '../helpers/multipart.js'
 import { openRaw, uploadHead, type RawConnection } from '../faults/helpers/raw-http.js'
 import { sample } from './helpers/prometheus.js'
@@ -72,7 +72,7 @@ t.test('MAX_CONCURRENT_UPLOADS: the next upload is answered 503 with Retry-After
   t.equal(after.status, 200, 'a slot is free again')
   held[1]?.socket.destroy()
   await untilPutsInFlight(server.dataDir, 0)
-  t.same(await listBlobs(server.dataDir), [`files/project-a/${after.json().id as string}:${Buffer.byteLength(line('a') + '\n')}`], 'only the accepted upload is stored')
+  t.same(await listBlobs(server.dataDir), [`${await objectKeyOf(server.app, after.json().id as string)}:${Buffer.byteLength(line('a') + '\n')}`], 'only the accepted upload is stored')
 })
 
 t.test('MAX_CONCURRENT_UPLOADS=0: no bound', async (t) => {

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { loadConfig } from '../../src/config.js'
-import { KEY_A, listBlobs, startServer } from '../helpers/app.js'
+import { KEY_A, listBlobs, objectKeyOf, startServer } from '../helpers/app.js'
 import { postMultipart, send } from '../helpers/multipart.js'
 import { batch, filePart, purpose } from './helpers/batch.js'
 
@@ -17,7 +17,7 @@ t.test('gateway mode: the header names the project, no key needed', async (t) =>
   const up = await postMultipart(`${server.url}/v1/files`, [purpose('batch'), filePart(content)], { headers: { 'x-project': 'team.z-1' } })
   t.equal(up.status, 200, up.body)
   const id = up.json().id as string
-  t.same(await listBlobs(server.dataDir), [`files/team.z-1/${id}:${content.length}`])
+  t.same(await listBlobs(server.dataDir), [`${await objectKeyOf(server.app, id)}:${content.length}`])
 
   const mine = await send(`${server.url}/v1/files/${id}`, 'GET', { 'x-project': 'team.z-1' })
   t.equal(mine.status, 200)

@@ -5,7 +5,7 @@ import { batch, filePart, manualUpload, purpose, rowsOf } from './helpers/batch.
 
 const blob = (bytes: number): Buffer => Buffer.alloc(bytes, 0x61)
 const userData = (bytes: number) => [purpose('user_data'), filePart(blob(bytes), 'data.bin')]
-const stored = async (dataDir: string) => (await listBlobs(dataDir)).map((entry) => entry.replace(/file-[0-9A-Z]{26}/, 'ID')).sort()
+const stored = async (dataDir: string) => (await listBlobs(dataDir)).map((entry) => entry.replace(/upload-[0-9A-Z]{26}/, 'ID')).sort()
 
 function quotaError (detail: string) {
   return {

@@ -2,16 +2,17 @@ import { connect } from 'node:net'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
+import type { FileRecord } from '../../src/metadata/file-store.js'
 import { createSqliteFileStore } from '../../src/metadata/sqlite-file-store.js'
 import { KEY_A, listBlobs, startServer, type TestServer } from '../helpers/app.js'
 import { BOUNDARY } from '../helpers/multipart.js'
 import { line, manualUpload } from './helpers/batch.js'
 
 /** The rows of project-a, read from the database file after the app closed it. */
-async function rowsAfterClose (t: Test, server: TestServer): Promise<string[]> {
+async function rowsAfterClose (t: Test, server: TestServer): Promise<FileRecord[]> {
   const store = await createSqliteFileStore({ filename: path.join(server.dataDir, 'files.db') })
   t.teardown(() => store.close())
-  return (await store.list({ project: 'project-a', limit: 100, order: 'asc', now: 0 })).files.map((f) => `${f.id}:${f.bytes}`)
+  return (await store.list({ project: 'project-a', limit: 100, order: 'asc', now: 0 })).files
 }
 
 /** Whether a new TCP connection to the server's port is accepted. */
@@ -44,8 +45,9 @@ t.test('an upload in flight when close() is called completes within the timeout'
   t.equal(file.bytes, half.length + rest.length)
   await closing
   t.ok(Date.now() - started < 5000, 'close did not wait for the timeout')
-  t.same(await listBlobs(server.dataDir), [`files/project-a/${file.id}:${file.bytes}`], 'the object, and no temp file')
-  t.same(await rowsAfterClose(t, server), [`${file.id}:${file.bytes}`])
+  const rows = await rowsAfterClose(t, server)
+  t.same(rows.map((row) => `${row.id}:${row.bytes}`), [`${file.id}:${file.bytes}`])
+  t.same(await listBlobs(server.dataDir), rows.map((row) => `${row.storageKey}:${row.bytes}`), 'the object, and no temp file')
 })
 
 t.test('an upload that stalls past the timeout is abandoned: 503, nothing left behind', async (t) => {

@@ -4,7 +4,7 @@ import { Readable } from 'node:stream'
 import t from 'tap'
 import type { FileRecord } from '../../src/metadata/file-store.js'
 import { reconcile } from '../../src/reconcile/reconcile.js'
-import { KEY_A, listBlobs, startServer } from '../helpers/app.js'
+import { KEY_A, listBlobs, objectKeyOf, startServer } from '../helpers/app.js'
 import { postMultipart } from '../helpers/multipart.js'
 
 const silent = { info: () => {}, warn: () => {} }
@@ -43,7 +43,7 @@ t.test('reconcile removes orphan objects, dangling rows and stale temp files, an
   t.same(result.orphanObjects, [orphanKey])
   t.same(result.danglingRows, [dangling.id])
   t.equal(result.scannedObjects, 2)
-  t.same((await listBlobs(server.dataDir)), [`files/project-a/${kept}:4`], 'only the real file remains')
+  t.same((await listBlobs(server.dataDir)), [`${await objectKeyOf(server.app, kept)}:4`], 'only the real file remains')
   t.equal(await fileStore.get('project-b', dangling.id, 0), null, 'the dangling row is gone')
   t.same((await fileStore.get('project-a', kept, 0))?.id, kept, 'the real row remains')
   const again = await reconcile({ fileStore, blobStore, now: () => Date.now() + 1000, graceMs: 0, log: silent })

@@ -1,6 +1,6 @@
 import OpenAI, { toFile } from 'openai'
 import t from 'tap'
-import { KEY_A, listBlobs, startServer } from '../helpers/app.js'
+import { KEY_A, listBlobs, objectKeyOf, startServer } from '../helpers/app.js'
 import { getJson, postMultipart, type Part } from '../helpers/multipart.js'
 
 const line = (id: string) => JSON.stringify({ custom_id: id, method: 'POST', url: '/v1/chat/completions', body: { model: 'm', messages: [{ role: 'user', content: 'x' }] } })
@@ -39,16 +39,18 @@ t.test('expiry with a controlled clock: defaults, expires_after, invisibility, t
   t.equal((await getJson(`${server.url}/v1/files/${short.id}`, KEY_A)).status, 404, 'expired: 404 at once')
   t.equal((await getJson(`${server.url}/v1/files/${short.id}/content`, KEY_A)).status, 404)
   t.same(await ids(), [batch.id, kept.id, late.json().data.id], 'expired: absent from lists at once')
-  t.ok((await listBlobs(server.dataDir)).some((b) => b.includes(short.id)), 'the object waits for the sweeper')
+  const shortKey = await objectKeyOf(server.app, short.id)
+  t.ok((await listBlobs(server.dataDir)).some((b) => b.startsWith(`${shortKey}:`)), 'the object waits for the sweeper')
 
   t.same(await server.app.sweepExpired(), { deleted: 1, objectErrors: 0 })
-  t.notOk((await listBlobs(server.dataDir)).some((b) => b.includes(short.id)), 'swept: no object')
+  t.notOk((await listBlobs(server.dataDir)).some((b) => b.startsWith(`${shortKey}:`)), 'swept: no object')
   t.equal(await server.app.fileStore.delete('project-a', short.id), null, 'swept: no row')
 
+  const keptKey = await objectKeyOf(server.app, kept.id)
   clock += 30 * DAY * 1000
   t.same(await server.app.sweepExpired(), { deleted: 2, objectErrors: 0 })
   t.same(await ids(), [kept.id])
-  t.same((await listBlobs(server.dataDir)).filter((b) => !b.startsWith('.tmp/')), [`files/project-a/${kept.id}:4`])
+  t.same((await listBlobs(server.dataDir)).filter((b) => !b.startsWith('.tmp/')), [`${keptKey}:4`])
   t.same(await server.app.sweepExpired(), { deleted: 0, objectErrors: 0 }, 'nothing twice')
 })
 
@@ -88,13 +90,14 @@ t.test('the background sweeper runs on its interval', async (t) => {
     { name: 'file', filename: 'a.bin', content: Buffer.from('abc') }
   ], { key: KEY_A })
   const id = res.json().id as string
+  const key = await objectKeyOf(server.app, id)
   await new Promise((resolve) => setTimeout(resolve, 200))
-  t.ok((await listBlobs(server.dataDir)).some((b) => b.includes(id)), 'not expired yet: kept')
+  t.ok((await listBlobs(server.dataDir)).some((b) => b.startsWith(`${key}:`)), 'not expired yet: kept')
   clock += 3600 * 1000
   let left = true
   for (let i = 0; i < 50 && left; i++) {
     await new Promise((resolve) => setTimeout(resolve, 50))
-    left = (await listBlobs(server.dataDir)).some((b) => b.includes(id))
+    left = (await listBlobs(server.dataDir)).some((b) => b.startsWith(`${key}:`))
   }
   t.notOk(left, 'swept by the timer')
   t.equal(await server.app.fileStore.delete('project-a', id), null, 'row gone')

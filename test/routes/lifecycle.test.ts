@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import OpenAI, { toFile } from 'openai'
 import t from 'tap'
-import { KEY_A, KEY_B, listBlobs, startServer } from '../helpers/app.js'
+import { KEY_A, KEY_B, listBlobs, objectKeyOf, startServer } from '../helpers/app.js'
 import { getJson, postMultipart, send } from '../helpers/multipart.js'
 
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex')
@@ -45,11 +45,13 @@ t.test('with the openai SDK: list pages through every file exactly once, content
   }
 
   const target = ids[4] as string
+  const targetKey = await objectKeyOf(server.app, target)
+  t.ok((await listBlobs(server.dataDir)).some((b) => b.startsWith(`${targetKey}:`)), 'the object is there before the delete')
   t.same(await client.files.delete(target), { id: target, object: 'file', deleted: true })
   t.ok(await client.files.retrieve(target).catch((e: unknown) => e) instanceof OpenAI.NotFoundError, 'retrieve after delete')
   t.ok(await client.files.delete(target).catch((e: unknown) => e) instanceof OpenAI.NotFoundError, 'second delete')
   t.ok(await client.files.content(target).catch((e: unknown) => e) instanceof OpenAI.NotFoundError, 'content after delete')
-  t.notOk((await listBlobs(server.dataDir)).some((b) => b.includes(target)), 'the object is gone')
+  t.notOk((await listBlobs(server.dataDir)).some((b) => b.startsWith(`${targetKey}:`)), 'the object is gone')
   t.same(await collect({ limit: 2, order: 'asc' }), ids.filter((id) => id !== target))
 })
 

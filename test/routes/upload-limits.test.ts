@@ -1,7 +1,7 @@
 import { request as httpRequest } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { KEY_A, listBlobs, startServer, type TestServer } from '../helpers/app.js'
+import { KEY_A, listBlobs, objectKeyOf, startServer, type TestServer } from '../helpers/app.js'
 import { BOUNDARY, postMultipart, type Part } from '../helpers/multipart.js'
 
 function line (customId: string, model = 'm', pad = 0): string {
@@ -35,7 +35,7 @@ t.test('size limits answer 413 per purpose, in either field order, and store not
   }
   const same = await postMultipart(`${server.url}/v1/files`, [filePart(batch), purpose('user_data')], { key: KEY_A })
   t.equal(same.status, 200, 'the same bytes are fine under the larger limit of another purpose')
-  t.same((await listBlobs(server.dataDir)).filter((b) => !b.startsWith('.tmp/')), [`files/project-a/${same.json().id as string}:${batch.length}`])
+  t.same((await listBlobs(server.dataDir)).filter((b) => !b.startsWith('.tmp/')), [`${await objectKeyOf(server.app, same.json().id as string)}:${batch.length}`])
   t.equal(await rows(server), 1)
 })
 

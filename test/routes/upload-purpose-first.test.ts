@@ -3,10 +3,11 @@ import path from 'node:path'
 import { Readable } from 'node:stream'
 import t, { type Test } from 'tap'
 import { DEFAULT_BATCH_URLS, type BatchValidatorOptions } from '../../src/jsonl/batch-validator.js'
+import { createFileService } from '../../src/files/file-service.js'
 import { createSqliteFileStore } from '../../src/metadata/sqlite-file-store.js'
 import { createFsBlobStore } from '../../src/storage/fs-blob-store.js'
 import { uploadFile, type UploadDeps, type UploadPart } from '../../src/upload/upload-file.js'
-import { KEY_A, startServer } from '../helpers/app.js'
+import { KEY_A, objectKeyOf, startServer } from '../helpers/app.js'
 import { postMultipart } from '../helpers/multipart.js'
 
 /** Issue #9 item 7: a file whose purpose is known not to be batch is never validated. */
@@ -22,7 +23,7 @@ t.test('over a real socket: a user_data file of 10 MB lines of invalid JSON is s
     const res = await postMultipart(`${server.url}/v1/files`, order === 'purpose first' ? parts : parts.reverse(), { key: KEY_A })
     t.equal(res.status, 200, order)
     t.equal(res.json().bytes, notJsonl.length)
-    t.ok((await readFile(path.join(server.dataDir, 'blobs', 'files', 'project-a', res.json().id))).equals(notJsonl), `${order}: stored byte for byte`)
+    t.ok((await readFile(path.join(server.dataDir, 'blobs', await objectKeyOf(server.app, res.json().id)))).equals(notJsonl), `${order}: stored byte for byte`)
   }
 })
 
@@ -40,8 +41,8 @@ async function pipeline (t: Test, limits: UploadDeps['limits']): Promise<{ deps:
   let reads = 0
   const options: BatchValidatorOptions = { maxRequests: 50000, maxLineBytes: 6 * 1024 * 1024, allowedUrls: DEFAULT_BATCH_URLS, modelPolicy: 'warn' }
   const validator = new Proxy(options, { get: (target, key, receiver) => { if (key === 'maxRequests') reads++; return Reflect.get(target, key, receiver) } })
-  let n = 0
-  const deps: UploadDeps = { blobStore, fileStore, limits, validator, batchExpiresAfterSeconds: 0, newFileId: () => `file-${String(++n).padStart(26, '0')}`, now: Date.now }
+  const files = createFileService({ blobStore, fileStore, now: Date.now, log: { info: () => {}, warn: () => {} } })
+  const deps: UploadDeps = { blobStore, files, limits, validator, batchExpiresAfterSeconds: 0, now: Date.now }
   return { deps, made: () => reads, root }
 }
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3'
 import t from 'tap'
-import { KEY_A, startServer } from '../helpers/app.js'
+import { KEY_A, objectKeyOf, startServer } from '../helpers/app.js'
 import { postMultipart, type Part } from '../helpers/multipart.js'
 import { bucketClient, serviceEnv, startS3Server } from '../helpers/s3-server.js'
 
@@ -20,8 +20,9 @@ t.test('uploads through the S3 driver: valid files land byte-exact, invalid ones
   const res = await postMultipart(`${server.url}/v1/files`, parts, { key: KEY_A })
   t.equal(res.status, 200, res.body)
   const id = res.json().id as string
-  t.same(await keys(), [`files/project-a/${id}:${content.length}`])
-  const object = await client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: `files/project-a/${id}` }))
+  const key = await objectKeyOf(server.app, id)
+  t.same(await keys(), [`${key}:${content.length}`])
+  const object = await client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: key }))
   const stored = Buffer.from(await object.Body?.transformToByteArray() ?? [])
   t.equal(createHash('sha256').update(stored).digest('hex'), createHash('sha256').update(content).digest('hex'), 'the object holds exactly the uploaded bytes')
 
@@ -31,7 +32,7 @@ t.test('uploads through the S3 driver: valid files land byte-exact, invalid ones
   t.same(refused.json().error.errors.map((e: { code: string, line: number }) => [e.code, e.line]), [
     ['duplicate_custom_id', 40001], ['invalid_url', 40001], ['missing_required_parameter', 40001]
   ])
-  t.same(await keys(), [`files/project-a/${id}:${content.length}`], 'the refused file left no object')
+  t.same(await keys(), [`${key}:${content.length}`], 'the refused file left no object')
   if (s3.supports.listMultipartUploads) {
     const unfinished = await client.send(new ListMultipartUploadsCommand({ Bucket: s3.bucket }))
     t.same(unfinished.Uploads ?? [], [], 'nor an unfinished multipart upload')
@@ -50,7 +51,7 @@ t.test('with the default S3_PART_SIZE_BYTES a file goes up in 8 MiB parts', { sk
   const content = Buffer.from(Array.from({ length: count }, (_, i) => line.replace('"r"', `"r${i}"`)).join('\n'))
   const res = await postMultipart(`${server.url}/v1/files`, [{ name: 'purpose', value: 'batch' }, { name: 'file', filename: 'big.jsonl', content }], { key: KEY_A })
   t.equal(res.status, 200, res.body)
-  const head = await client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: `files/project-a/${res.json().id as string}` }))
+  const head = await client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: await objectKeyOf(server.app, res.json().id as string) }))
   t.equal(head.ContentLength, content.length)
   t.match(head.ETag, /-3"?$/, 'completed from 3 parts')
 })

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import t from 'tap'
-import { KEY_A, KEY_B, listBlobs, startServer } from '../helpers/app.js'
+import { KEY_A, KEY_B, listBlobs, objectKeyOf, startServer } from '../helpers/app.js'
 import { getJson, postMultipart, type Part } from '../helpers/multipart.js'
 
 const SAMPLE = new URL('../fixtures/test_model.jsonl', import.meta.url).pathname
@@ -56,9 +56,10 @@ t.test('a valid batch file is stored and answered in both families', async (t) =
   }
   const blobs = await listBlobs(server.dataDir)
   t.same(blobs.filter((b) => !b.startsWith('.tmp')), [
-    `files/project-a/${file.id}:${content.length}`,
-    `files/project-a/${body.data.id}:${content.length}`
-  ].sort(), 'exactly the two objects are stored, under project and id, never the filename')
+    `${await objectKeyOf(server.app, file.id)}:${content.length}`,
+    `${await objectKeyOf(server.app, body.data.id)}:${content.length}`
+  ].sort(), 'exactly the two objects are stored, under project and upload id, never the filename')
+  for (const id of [file.id, body.data.id]) t.match(await objectKeyOf(server.app, id), /^files\/project-a\/upload-[0-9A-HJKMNP-TV-Z]{26}$/)
 })
 
 t.test('the seed curl, byte for byte, gets the seed response shape with the true size', async (t) => {

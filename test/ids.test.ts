@@ -1,0 +1,31 @@
+import t from 'tap'
+import { decodeTime } from 'ulid'
+import { isFileId, nextFileId, newUploadId, objectKeyFor } from '../src/ids.js'
+
+const T = Date.UTC(2026, 0, 1)
+const timeOf = (id: string): number => decodeTime(id.slice('file-'.length))
+
+t.test('nextFileId is always greater than the last id, whatever the clock says', async (t) => {
+  const first = nextFileId(undefined, T)
+  t.ok(isFileId(first))
+  t.equal(timeOf(first), T, 'no last id: a ULID of now')
+  const later = nextFileId(first, T + 5)
+  t.equal(timeOf(later), T + 5, 'the clock moved on: a ULID of now')
+  t.ok(later > first)
+  const sameMs = nextFileId(later, T + 5)
+  t.ok(sameMs > later, 'same millisecond: the last id plus one')
+  t.equal(timeOf(sameMs), T + 5)
+  const behind = nextFileId(sameMs, T - 60_000)
+  t.ok(behind > sameMs, 'a clock behind the last id (another replica, a step back): still greater')
+  t.equal(timeOf(behind), T + 5, 'and it keeps the last id\'s time')
+  t.equal(nextFileId(`file-${'0'.repeat(25)}Z`, 0), 'file-00000000000000000000000010', 'the increment carries')
+  t.throws(() => nextFileId('file-7ZZZZZZZZZZZZZZZZZZZZZZZZZ', T), RangeError)
+  t.equal(timeOf(nextFileId('not-a-file-id', T)), T, 'a row with a foreign id is not a cursor to follow')
+})
+
+t.test('objects are keyed by an upload id under the files/ prefix', async (t) => {
+  const upload = newUploadId()
+  t.match(upload, /^upload-[0-9A-HJKMNP-TV-Z]{26}$/)
+  t.not(newUploadId(), upload)
+  t.equal(objectKeyFor('project-a', upload), `files/project-a/${upload}`)
+})
