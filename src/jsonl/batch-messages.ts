@@ -1,5 +1,4 @@
 import type { BatchError } from '../../schemas/batch-error.js'
-import type { BatchValidationResult } from './batch-validator.js'
 
 /** How batch findings are worded: messages name the line and never echo megabytes of input. */
 
@@ -18,7 +17,7 @@ export function validateBatchFilename (filename: string): BatchError | null {
 }
 
 /** One message for the whole file, for error responses that carry a single string. */
-export function summarizeBatchErrors (result: Pick<BatchValidationResult, 'errors' | 'errorCount' | 'requests'>): string {
+export function summarizeBatchErrors (result: { errors: readonly BatchError[], errorCount: number, requests: number }): string {
   const { errors, errorCount } = result
   if (errorCount === 0) return `The batch file is valid (${result.requests} ${plural(result.requests, 'request')}).`
   const shown = errors.slice(0, SUMMARY_SHOWN)

@@ -1,8 +1,13 @@
+import type { Readable } from 'node:stream'
 import { UPLOAD_PURPOSES, type Purpose } from '../../schemas/files.js'
 import { ERRORS } from '../errors.js'
-import type { UploadPart } from './upload-file.js'
 
 /** The upload's form fields: which are read, and what makes one unacceptable. */
+
+/** A multipart part as @fastify/multipart yields it (only what the pipeline reads). */
+export type UploadPart =
+  | { type: 'field', fieldname: string, value: unknown, valueTruncated?: boolean }
+  | { type: 'file', fieldname: string, filename: string | undefined, mimetype: string, file: Readable & { truncated?: boolean } }
 
 /**
  * Longest multipart field name. Passed to @fastify/multipart as `fieldNameSize`, which

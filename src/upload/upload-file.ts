@@ -10,13 +10,8 @@ import type { FileRecord, NewFileRecord } from '../metadata/file-store.js'
 import { StorageFullError, StorageTimeoutError, type BlobStore } from '../storage/blob-store.js'
 import { newUploadId, objectKeyFor } from '../ids.js'
 import { sanitizeFilename } from './filename.js'
-import { checkPart, parseExpiresAfter, parsePurpose, type ExpiresAfterFields } from './form-fields.js'
+import { checkPart, parseExpiresAfter, parsePurpose, type ExpiresAfterFields, type UploadPart } from './form-fields.js'
 import { untilAborted } from './until-aborted.js'
-
-/** A multipart part as @fastify/multipart yields it (only what the pipeline reads). */
-export type UploadPart =
-  | { type: 'field', fieldname: string, value: unknown, valueTruncated?: boolean }
-  | { type: 'file', fieldname: string, filename: string | undefined, mimetype: string, file: Readable & { truncated?: boolean } }
 
 export interface UploadLimits {
   maxFileBytes: number

@@ -6,7 +6,8 @@ import { DEFAULT_BATCH_URLS, type BatchValidatorOptions } from '../../src/jsonl/
 import { createFileService } from '../../src/files/file-service.js'
 import { createSqliteFileStore } from '../../src/metadata/sqlite-file-store.js'
 import { createFsBlobStore } from '../../src/storage/fs-blob-store.js'
-import { uploadFile, type UploadDeps, type UploadPart } from '../../src/upload/upload-file.js'
+import { uploadFile, type UploadDeps } from '../../src/upload/upload-file.js'
+import type { UploadPart } from '../../src/upload/form-fields.js'
 import { KEY_A, objectKeyOf, startServer } from '../helpers/app.js'
 import { postMultipart } from '../helpers/multipart.js'
 
