@@ -20,27 +20,14 @@ import {
   type PutOptions,
   type PutResult
 } from './blob-store.js'
-import { abortError, clientConfig, errorName, httpStatus, isAborted, isNotFound, servedRange, sliceStream, toStorageError } from './s3-support.js'
+import { abortError, clientConfig, errorName, httpStatus, isAborted, isNotFound, servedRange, sliceStream, toStorageError, type S3ConnectionOptions } from './s3-support.js'
 
-export interface S3BlobStoreOptions {
+export interface S3BlobStoreOptions extends S3ConnectionOptions {
   bucket: string
-  endpoint?: string
-  region?: string
-  accessKeyId?: string
-  secretAccessKey?: string
-  forcePathStyle?: boolean
   /** Bytes per multipart part; S3 refuses parts under 5 MiB (except the last). */
   partSizeBytes?: number
   /** Parts uploaded at once; memory use is about queueSize × partSizeBytes. */
   queueSize?: number
-  /** Longest wait for a TCP connection to S3 (default 5 s). */
-  connectTimeoutMs?: number
-  /**
-   * Longest an S3 request may take until S3 answers, its body included (a part upload),
-   * and longest a connection may stay silent meanwhile (default 60 s). The SDK retries a
-   * timed-out request twice, so a stalled store fails an operation after about 3×.
-   */
-  requestTimeoutMs?: number
   /** A client the caller owns: the store uses it and leaves it open on close. */
   client?: S3Client
 }

@@ -2,7 +2,6 @@ import { S3ServiceException, type S3ClientConfig } from '@aws-sdk/client-s3'
 import { NodeHttpHandler } from '@smithy/node-http-handler'
 import type { Readable } from 'node:stream'
 import { StorageFullError, StorageTimeoutError } from './blob-store.js'
-import type { S3BlobStoreOptions } from './s3-blob-store.js'
 
 /** The S3 driver's client settings and its reading of S3's answers and errors. */
 
@@ -11,7 +10,24 @@ const DEFAULT_REQUEST_TIMEOUT_MS = 60_000
 const NOT_FOUND_NAMES = new Set(['NoSuchKey', 'NotFound'])
 const FULL_NAMES = new Set(['EntityTooLarge', 'InsufficientStorage', 'QuotaExceeded'])
 
-export function clientConfig (opts: S3BlobStoreOptions): S3ClientConfig {
+/** Where the S3 server is, who we are to it, and how long we wait for it. */
+export interface S3ConnectionOptions {
+  endpoint?: string
+  region?: string
+  accessKeyId?: string
+  secretAccessKey?: string
+  forcePathStyle?: boolean
+  /** Longest wait for a TCP connection to S3 (default 5 s). */
+  connectTimeoutMs?: number
+  /**
+   * Longest an S3 request may take until S3 answers, its body included (a part upload),
+   * and longest a connection may stay silent meanwhile (default 60 s). The SDK retries a
+   * timed-out request twice, so a stalled store fails an operation after about 3×.
+   */
+  requestTimeoutMs?: number
+}
+
+export function clientConfig (opts: S3ConnectionOptions): S3ClientConfig {
   const config: S3ClientConfig = {
     region: opts.region ?? 'us-east-1',
     forcePathStyle: opts.forcePathStyle ?? Boolean(opts.endpoint),
