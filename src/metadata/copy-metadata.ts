@@ -1,12 +1,12 @@
-import type { Kysely } from 'kysely'
+import type { ExpressionBuilder, Expression, Kysely, SqlBool } from 'kysely'
 
 /** Any table as rows of plain columns: the copy reads and writes columns without knowing them. */
 export type AnyDatabase = Record<string, Record<string, unknown>>
 
 export interface CopiedTable {
   name: string
-  /** The primary key: pages are keyset-paged on it, rows matched by it. */
-  key: string
+  /** The primary key's columns: pages are keyset-paged on them, rows matched by them. */
+  key: readonly string[]
 }
 
 /**
@@ -15,7 +15,11 @@ export interface CopiedTable {
  * migrated table is missing from the list.
  */
 export const COPIED_TABLES: readonly CopiedTable[] = [
-  { name: 'files', key: 'id' }
+  { name: 'files', key: ['id'] },
+  // Parents before children: batch_chunks references batches.
+  { name: 'batches', key: ['id'] },
+  { name: 'batch_chunks', key: ['batch_id', 'seq'] },
+  { name: 'batch_results', key: ['batch_id', 'line'] }
 ]
 
 export interface TableCopyResult {
@@ -53,22 +57,42 @@ function sameRow (a: Record<string, unknown>, b: Record<string, unknown>): boole
   })
 }
 
+type Row = Record<string, unknown>
+type Where = ExpressionBuilder<AnyDatabase, string>
+
+/** A row's key as one string, the same for SQLite's numbers and PostgreSQL's int8 strings. */
+function keyOf (table: CopiedTable, row: Row): string {
+  return JSON.stringify(table.key.map((column) => String(row[column])))
+}
+
+/** Rows strictly after `last` in key order: (k1 > a) or (k1 = a and k2 > b) … */
+function afterKey (eb: Where, table: CopiedTable, last: Row): Expression<SqlBool> {
+  return eb.or(table.key.map((column, i) => eb.and([
+    ...table.key.slice(0, i).map((before) => eb(before, '=', last[before])),
+    eb(column, '>', last[column])
+  ])))
+}
+
 /** Source pages in key order, one page in memory at a time. */
-async function * sourcePages (db: Kysely<AnyDatabase>, table: CopiedTable, pageSize: number): AsyncGenerator<Array<Record<string, unknown>>> {
-  let after: unknown
+async function * sourcePages (db: Kysely<AnyDatabase>, table: CopiedTable, pageSize: number): AsyncGenerator<Row[]> {
+  let last: Row | undefined
   for (;;) {
     let select = db.selectFrom(table.name).selectAll()
-    if (after !== undefined) select = select.where(table.key, '>', after)
-    const rows = await select.orderBy(table.key).limit(pageSize).execute()
+    const after = last
+    if (after !== undefined) select = select.where((eb) => afterKey(eb, table, after))
+    for (const column of table.key) select = select.orderBy(column)
+    const rows = await select.limit(pageSize).execute()
     if (rows.length === 0) return
     yield rows
-    after = rows[rows.length - 1]?.[table.key]
+    last = rows[rows.length - 1]
   }
 }
 
-async function targetRows (db: Kysely<AnyDatabase>, table: CopiedTable, keys: unknown[]): Promise<Map<string, Record<string, unknown>>> {
-  const rows = await db.selectFrom(table.name).selectAll().where(table.key, 'in', keys).execute()
-  return new Map(rows.map((row) => [String(row[table.key]), row]))
+async function targetRows (db: Kysely<AnyDatabase>, table: CopiedTable, page: Row[]): Promise<Map<string, Row>> {
+  const rows = await db.selectFrom(table.name).selectAll()
+    .where((eb) => eb.or(page.map((row) => eb.and(table.key.map((column) => eb(column, '=', row[column]))))))
+    .execute()
+  return new Map(rows.map((row) => [keyOf(table, row), row]))
 }
 
 function concurrentWrite (table: string): Error {
@@ -90,13 +114,13 @@ export async function copyMetadata (opts: CopyOptions): Promise<TableCopyResult[
   for (const table of tables) {
     const result: TableCopyResult = { table: table.name, sourceRows: 0, copied: 0, alreadyPresent: 0, conflicts: 0, conflictKeys: [], foreignRows: 0 }
     for await (const page of sourcePages(opts.source, table, pageSize)) {
-      const present = await targetRows(opts.target, table, page.map((row) => row[table.key]))
+      const present = await targetRows(opts.target, table, page)
       result.sourceRows += page.length
       for (const row of page) {
-        const existing = present.get(String(row[table.key]))
+        const existing = present.get(keyOf(table, row))
         if (existing === undefined) continue
         if (sameRow(row, existing)) result.alreadyPresent++
-        else if (++result.conflicts <= MAX_LISTED) result.conflictKeys.push(String(row[table.key]))
+        else if (++result.conflicts <= MAX_LISTED) result.conflictKeys.push(table.key.length === 1 ? String(row[table.key[0] ?? '']) : keyOf(table, row))
       }
     }
     const counted = await opts.target.selectFrom(table.name).select((eb) => eb.fn.countAll<number | string>().as('n')).executeTakeFirstOrThrow()
@@ -110,10 +134,10 @@ export async function copyMetadata (opts: CopyOptions): Promise<TableCopyResult[
     if (result === undefined) continue
     for await (const page of sourcePages(opts.source, table, pageSize)) {
       await opts.target.transaction().execute(async (trx) => {
-        const present = await targetRows(trx, table, page.map((row) => row[table.key]))
-        const missing = page.filter((row) => !present.has(String(row[table.key])))
+        const present = await targetRows(trx, table, page)
+        const missing = page.filter((row) => !present.has(keyOf(table, row)))
         if (missing.length === 0) return
-        const inserted = await trx.insertInto(table.name).values(missing).onConflict((oc) => oc.column(table.key).doNothing()).returning(table.key).execute()
+        const inserted = await trx.insertInto(table.name).values(missing).onConflict((oc) => oc.columns([...table.key]).doNothing()).returning([...table.key]).execute()
         if (inserted.length !== missing.length) throw concurrentWrite(table.name)
         result.copied += inserted.length
       })
