@@ -47,7 +47,8 @@ export async function startServiceProcess (t: Test, env: Record<string, string>,
   child.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString() })
   t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
   const url = `http://127.0.0.1:${port}`
-  for (let i = 0; i < 200; i++) {
+  // Up to a minute: a loaded CI machine compiles src/ through tsx slowly.
+  for (let i = 0; i < 600; i++) {
     if (child.exitCode !== null) throw new Error(`server exited early (${child.exitCode}): ${output}`)
     const up = await fetch(`${url}/health`).then((r) => r.ok, () => false)
     if (up) return { child, url, output: () => output }
