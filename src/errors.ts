@@ -93,6 +93,8 @@ export const ERRORS = {
     `Rate limit reached for this API key: at most ${max} requests per ${windowMs / 1000} s. Retry in ${retryAfterSeconds} s.`),
   overloaded: (retryAfterSeconds: number) => new ApiError(503, 'server_error', 'server_overloaded', null,
     `The server is overloaded; nothing was done. Retry in ${retryAfterSeconds} s.`),
+  uploadTooSlow: (maxMs: number) => new ApiError(408, INVALID, 'upload_timeout', 'file',
+    `The upload took longer than the longest allowed (${maxMs} ms, UPLOAD_MAX_DURATION_MS); nothing was stored.`),
   shuttingDown: () => new ApiError(503, 'server_error', 'server_shutting_down', null,
     'The server is shutting down and abandoned this upload; nothing was stored. Try again.'),
   invalidProjectHeader: (header: string) => new ApiError(400, INVALID, 'invalid_project', header,

@@ -17,7 +17,10 @@ export function isFileId (value: string): boolean {
   return FILE_ID.test(value)
 }
 
+/** The default STORAGE_PREFIX: every object key of the service starts with it. */
+export const DEFAULT_STORAGE_PREFIX = 'files/'
+
 /** Object key of a file: from the project and the id, never from the client's filename. */
-export function objectKeyFor (project: string, fileId: string): string {
-  return `files/${project}/${fileId}`
+export function objectKeyFor (project: string, fileId: string, prefix: string = DEFAULT_STORAGE_PREFIX): string {
+  return `${prefix}${project}/${fileId}`
 }

@@ -48,7 +48,7 @@ export default async function uploadRoute (fastify: FastifyInstance, options: Up
       consumes: ['multipart/form-data'],
       response: {
         200: family.ok(FileObjectSchema, 'The stored file.'),
-        400: family.error, 401: family.error, 403: family.error, 413: family.error, 415: family.error, 429: family.error, 503: family.error, 504: family.error, 507: family.error
+        400: family.error, 401: family.error, 403: family.error, 408: family.error, 413: family.error, 415: family.error, 429: family.error, 503: family.error, 504: family.error, 507: family.error
       }
     },
     config: {
@@ -62,6 +62,8 @@ export default async function uploadRoute (fastify: FastifyInstance, options: Up
     const onShutdown = (): void => { abort.abort(app.shutdownSignal.reason) }
     app.shutdownSignal.addEventListener('abort', onShutdown, { once: true })
     if (app.shutdownSignal.aborted) onShutdown()
+    const maxMs = options.upload.maxDurationMs
+    const deadline = maxMs === undefined ? undefined : setTimeout(() => { abort.abort(ERRORS.uploadTooSlow(maxMs)) }, maxMs)
     try {
       if (!request.isMultipart()) throw ERRORS.unsupportedMediaType(request.headers['content-type'])
       // A project already at its quota is refused before a byte of the body is read.
@@ -84,6 +86,7 @@ export default async function uploadRoute (fastify: FastifyInstance, options: Up
         : { outcome })
       throw error
     } finally {
+      clearTimeout(deadline)
       app.shutdownSignal.removeEventListener('abort', onShutdown)
     }
   })

@@ -9,6 +9,7 @@ import { pipeline } from 'node:stream/promises'
 import {
   assertObjectKey,
   BlobNotFoundError,
+  compareKeys,
   StorageFullError,
   type BlobInfo,
   type ByteRange,
@@ -21,21 +22,19 @@ import {
 
 export interface FsBlobStoreOptions {
   root: string
-  /** Temp files younger than this may belong to another process still writing. */
-  tempGraceMs?: number
 }
 
 /** Temp files live inside the root so `rename` never crosses a filesystem boundary. */
 export const TEMP_DIR_NAME = '.tmp'
-const DEFAULT_TEMP_GRACE_MS = 60 * 60 * 1000
 const FULL_CODES = new Set(['ENOSPC', 'EDQUOT'])
 const MISSING_CODES = new Set(['ENOENT', 'ENOTDIR'])
 
 export async function createFsBlobStore (opts: FsBlobStoreOptions): Promise<BlobStore> {
   const root = path.resolve(opts.root)
   const tmpDir = path.join(root, TEMP_DIR_NAME)
+  // Stale temp files are left to reconciliation (abortIncomplete): opening the store must
+  // change nothing, whatever --dry-run or RECONCILE_INTERVAL_MS=0 say.
   await mkdir(tmpDir, { recursive: true })
-  await removeStaleTempFiles(tmpDir, new Date(Date.now() - (opts.tempGraceMs ?? DEFAULT_TEMP_GRACE_MS)))
 
   function pathOf (key: string): string {
     assertObjectKey(key)
@@ -129,14 +128,18 @@ export async function createFsBlobStore (opts: FsBlobStoreOptions): Promise<Blob
   }
 
   async function * walk (dir: string, keyPrefix: string): AsyncIterable<[string, BigIntStats]> {
-    let names: string[]
+    let entries: Array<{ name: string, sortKey: string }>
     try {
-      names = (await readdir(dir)).sort()
+      // Sorted as the keys they lead to (a directory `p` holds keys `p/…`), so the walk
+      // yields keys in bytewise order like S3: `files/p-q/x` before `files/p/x`.
+      entries = (await readdir(dir, { withFileTypes: true }))
+        .map((entry) => ({ name: entry.name, sortKey: entry.isDirectory() ? `${entry.name}/` : entry.name }))
+        .sort((a, b) => compareKeys(a.sortKey, b.sortKey))
     } catch (err) {
       if (isMissing(err)) return
       throw err
     }
-    for (const name of names) {
+    for (const { name } of entries) {
       if (keyPrefix === '' && name === TEMP_DIR_NAME) continue
       const full = path.join(dir, name)
       let st: BigIntStats
@@ -170,6 +173,7 @@ export async function createFsBlobStore (opts: FsBlobStoreOptions): Promise<Blob
     head,
     delete: remove,
     list,
+    // Temp files live in the service's own root, so every one is ours whatever the prefix.
     abortIncomplete: async (olderThan) => removeStaleTempFiles(tmpDir, olderThan),
     check,
     close: async () => {}

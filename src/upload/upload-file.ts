@@ -30,6 +30,13 @@ export interface UploadDeps {
   /** Lifetime of batch files without an explicit expires_after; 0: never. */
   batchExpiresAfterSeconds: number
   newFileId: () => string
+  /**
+   * UPLOAD_MAX_DURATION_MS, enforced by the upload route through the abort signal:
+   * reconciliation relies on no upload running longer (its grace exceeds this).
+   */
+  maxDurationMs?: number
+  /** STORAGE_PREFIX (default `files/`). */
+  storagePrefix?: string
   /** Milliseconds since the epoch; injectable so expiry can be tested with a controlled clock. */
   now: () => number
   /**
@@ -140,7 +147,7 @@ export async function uploadFile (parts: AsyncIterable<UploadPart>, context: Upl
         const filenameError = validateBatchFilename(filename)
         if (purpose === 'batch' && filenameError !== null) throw ERRORS.invalidBatchFile(filenameError.message, [filenameError], 1)
         const id = deps.newFileId()
-        const key = objectKeyFor(context.project, id)
+        const key = objectKeyFor(context.project, id, deps.storagePrefix)
         put = startPut(deps.blobStore, key, context.signal)
         // A stalled file part must not outlive the abort: destroying it ends its read at once.
         if (context.signal !== undefined) addAbortSignal(context.signal, part.file)
