@@ -56,7 +56,13 @@ export async function listTree (dir: string): Promise<string[]> {
   return out.sort()
 }
 
-/** The blob files stored (temp files included), without the SQLite files. */
+/**
+ * The deployment id object the service writes at its first start (src/reconcile/deployment.ts);
+ * snapshots of stored files leave it out.
+ */
+export const DEPLOYMENT_MARKER = 'files/.deployment'
+
+/** The blob files stored (temp files included), without the SQLite files and the deployment marker. */
 export async function listBlobs (dataDir: string): Promise<string[]> {
-  return listTree(path.join(dataDir, 'blobs'))
+  return (await listTree(path.join(dataDir, 'blobs'))).filter((entry) => !entry.startsWith(`${DEPLOYMENT_MARKER}:`))
 }
