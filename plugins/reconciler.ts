@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { periodicJob } from '../src/jobs/periodic.js'
-import { ensureDeploymentIdentity } from '../src/reconcile/deployment.js'
+import { DeploymentMismatchError, ensureDeploymentIdentity } from '../src/reconcile/deployment.js'
 import { reconcile, type ReconcileResult } from '../src/reconcile/reconcile.js'
 
 declare module 'fastify' {
@@ -32,9 +32,23 @@ export interface ReconcilerPluginOptions {
  * readiness) and every interval, one replica at a time.
  */
 async function reconcilerPlugin (app: FastifyInstance, options: ReconcilerPluginOptions): Promise<void> {
-  await ensureDeploymentIdentity({ fileStore: app.fileStore, blobStore: app.blobStore, prefix: options.prefix, database: options.database, storage: options.storage })
+  const sides = { fileStore: app.fileStore, blobStore: app.blobStore, prefix: options.prefix, database: options.database, storage: options.storage }
+  let verified = false
+  try {
+    await ensureDeploymentIdentity(sides)
+    verified = true
+  } catch (error) {
+    // A mismatch stops start-up; an unreachable store or database does not (the replica
+    // reports not ready instead), and the check runs again before any reconciliation.
+    if (error instanceof DeploymentMismatchError) throw error
+    app.log.warn({ err: error }, 'deployment identity not checked yet (storage or database unreachable); reconciliation waits for it')
+  }
   let refused: ReconcileResult['refused'] = null
   const job = periodicJob('reconciliation', options.intervalMs, async () => {
+    if (!verified) {
+      await ensureDeploymentIdentity(sides)
+      verified = true
+    }
     const locked = await app.fileStore.withReconcileLock(async () => reconcile({
       fileStore: app.fileStore,
       blobStore: app.blobStore,
