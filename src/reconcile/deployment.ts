@@ -67,6 +67,8 @@ export async function ensureDeploymentIdentity (sides: DeploymentSides): Promise
 }
 
 async function readMarker (store: BlobStore, key: string): Promise<string | null> {
+  // head first: a missing marker is the normal first start, not a failed get in /metrics.
+  if (await store.head(key) === null) return null
   let got
   try {
     got = await store.get(key)
