@@ -19,6 +19,8 @@ export interface ServiceMetrics {
   recordUpload: (upload: UploadRecord) => void
   recordDownload: (bytes: number) => void
   recordStorageError: (operation: string) => void
+  /** One reconciliation run: null when it was free to repair, else why it refused. */
+  recordReconciliation: (refusal: string | null) => void
 }
 
 declare module 'fastify' {
@@ -83,6 +85,20 @@ async function metricsPlugin (app: FastifyInstance): Promise<void> {
     labelNames: ['operation'] as const,
     registers: [registry]
   })
+  const reconcileRuns = new Counter({
+    name: 'files_api_reconcile_runs_total',
+    help: 'Reconciliation runs of this replica, by outcome: repaired (or nothing to repair), refused.',
+    labelNames: ['outcome'] as const,
+    registers: [registry]
+  })
+  const reconcileRefusals = new Counter({
+    name: 'files_api_reconcile_refusals_total',
+    help: 'Reconciliation runs that repaired nothing because it looked unsafe, by reason (storage_empty, storage_foreign, database_empty, too_many_removals).',
+    labelNames: ['reason'] as const,
+    registers: [registry]
+  })
+  reconcileRuns.inc({ outcome: 'repaired' }, 0)
+  reconcileRuns.inc({ outcome: 'refused' }, 0)
   // Every outcome is exposed from the start, so rate() sees the first refusal too.
   for (const outcome of UPLOAD_OUTCOMES) uploads.inc({ outcome }, 0)
 
@@ -99,7 +115,11 @@ async function metricsPlugin (app: FastifyInstance): Promise<void> {
       }
     },
     recordDownload (bytes) { downloadedBytes.inc(bytes) },
-    recordStorageError (operation) { storageErrors.inc({ operation }) }
+    recordStorageError (operation) { storageErrors.inc({ operation }) },
+    recordReconciliation (refusal) {
+      reconcileRuns.inc({ outcome: refusal === null ? 'repaired' : 'refused' })
+      if (refusal !== null) reconcileRefusals.inc({ reason: refusal })
+    }
   } satisfies ServiceMetrics)
 
   app.addHook('onResponse', async (request, reply) => {

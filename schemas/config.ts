@@ -51,11 +51,24 @@ export const ConfigSchema = Type.Object({
   EXPIRY_SWEEP_BATCH: Type.Integer({ minimum: 1, maximum: 10000, default: 500, description: 'Expired files deleted per database round trip.' }),
   RECONCILE_INTERVAL_MS: Type.Integer({
     minimum: 0, default: 3600000,
-    description: 'How often orphan objects and dangling rows are repaired (also once at start-up); 0 turns it off.'
+    description: 'How often orphan objects, dangling rows and unfinished uploads are repaired (also once at start-up); 0 turns all of it off.'
   }),
   RECONCILE_GRACE_MS: Type.Integer({
-    minimum: 0, default: 3600000,
-    description: 'Only objects, rows and unfinished uploads older than this are repaired, so uploads in flight are never touched.'
+    minimum: 0, default: 7200000,
+    description: 'Only objects, rows and unfinished uploads older than this are repaired; must exceed UPLOAD_MAX_DURATION_MS while reconciliation is on, so uploads in flight are never touched.'
+  }),
+  RECONCILE_MAX_REMOVALS: Type.Integer({
+    minimum: 1, default: 100,
+    description: 'Most objects plus rows one reconciliation may remove; a run that would remove more repairs nothing and reports a refusal until an operator runs `files-api reconcile --yes`.'
+  }),
+  UPLOAD_MAX_DURATION_MS: Type.Integer({
+    minimum: 1000, default: 3600000,
+    description: 'Longest one upload may run; a longer one is aborted with 408 and nothing is stored.'
+  }),
+  STORAGE_PREFIX: Type.String({
+    pattern: '^([A-Za-z0-9_-][A-Za-z0-9._-]*/)+$',
+    default: 'files/',
+    description: 'Key prefix of every object the service writes (ends with `/`); reconciliation and the abort sweep touch nothing outside it, so a bucket may be shared.'
   }),
   SQLITE_PATH: Type.Optional(Type.String({ minLength: 1, description: 'SQLite database file; default DATA_DIR/files.db.' })),
   // The PostgreSQL store checks the rest of the URL itself, naming the variable, never its value.

@@ -19,7 +19,7 @@ import securityHeadersPlugin from '../plugins/security-headers.js'
 import storagePlugin from '../plugins/storage.js'
 import sweeperPlugin from '../plugins/sweeper.js'
 import type { ApiKeyTable } from './api-keys.js'
-import { batchValidatorOptions, blobStoreOptions } from './config.js'
+import { batchValidatorOptions, blobStoreOptions, describeDeployment } from './config.js'
 import { clientErrorHandler } from './http/client-error.js'
 import { packageVersion } from './version.js'
 import type { FileStore } from './metadata/file-store.js'
@@ -140,13 +140,22 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
     limits: { maxFileBytes: config.MAX_FILE_BYTES, batchMaxFileBytes: config.BATCH_MAX_FILE_BYTES },
     validator: batchValidatorOptions(config),
     batchExpiresAfterSeconds: config.BATCH_EXPIRES_AFTER_SECONDS,
+    storagePrefix: config.STORAGE_PREFIX,
+    maxDurationMs: config.UPLOAD_MAX_DURATION_MS,
     now
   }
   await app.register(sweeperPlugin, { intervalMs: config.EXPIRY_SWEEP_INTERVAL_MS, batchSize: config.EXPIRY_SWEEP_BATCH })
   // The wall clock, not the injectable one: the grace period is compared with the times
   // storage wrote (file mtimes, S3 LastModified), and a clock set ahead would make every
   // upload in flight look old enough to remove.
-  await app.register(reconcilerPlugin, { intervalMs: config.RECONCILE_INTERVAL_MS, graceMs: config.RECONCILE_GRACE_MS, now: Date.now })
+  await app.register(reconcilerPlugin, {
+    intervalMs: config.RECONCILE_INTERVAL_MS,
+    graceMs: config.RECONCILE_GRACE_MS,
+    prefix: config.STORAGE_PREFIX,
+    maxRemovals: config.RECONCILE_MAX_REMOVALS,
+    now: Date.now,
+    ...describeDeployment(config)
+  })
   const quota = createQuotaGuard({ maxFiles: config.PROJECT_MAX_FILES, maxBytes: config.PROJECT_MAX_BYTES }, { fileStore: app.fileStore, now })
   await app.register(healthRoutes)
   await app.register(metricsRoutes, config.METRICS_TOKEN === undefined ? {} : { token: config.METRICS_TOKEN })

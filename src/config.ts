@@ -1,5 +1,7 @@
 import { Value } from 'typebox/value'
 import { ConfigSchema, type Config } from '../schemas/config.js'
+import path from 'node:path'
+import { describeConnectionString } from './metadata/postgres-file-store.js'
 import type { BlobStoreConfig } from './storage/create-blob-store.js'
 import type { BatchValidatorOptions } from './jsonl/batch-validator.js'
 
@@ -66,6 +68,11 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   if (config.BATCH_MAX_FILE_BYTES > config.MAX_FILE_BYTES) {
     throw new ConfigError('invalid configuration: BATCH_MAX_FILE_BYTES must not exceed MAX_FILE_BYTES')
   }
+  // An unfinished upload younger than the grace is never aborted; one older than the longest
+  // an upload may run is certainly abandoned. Only then is the sweep safe.
+  if (config.RECONCILE_INTERVAL_MS > 0 && config.RECONCILE_GRACE_MS <= config.UPLOAD_MAX_DURATION_MS) {
+    throw new ConfigError(`invalid configuration: RECONCILE_GRACE_MS (${config.RECONCILE_GRACE_MS}) must exceed UPLOAD_MAX_DURATION_MS (${config.UPLOAD_MAX_DURATION_MS}), or reconciliation would abort uploads still running; or set RECONCILE_INTERVAL_MS=0`)
+  }
   return config
 }
 
@@ -86,6 +93,17 @@ export function blobStoreOptions (config: Config): BlobStoreConfig {
       requestTimeoutMs: config.S3_REQUEST_TIMEOUT_MS
     }
   }
+}
+
+/** The database and the store, for messages naming the pair (never a password). */
+export function describeDeployment (config: Config): { database: string, storage: string } {
+  const database = config.DATABASE_URL !== undefined
+    ? `PostgreSQL ${describeConnectionString(config.DATABASE_URL)}`
+    : `SQLite ${path.resolve(config.SQLITE_PATH ?? path.join(config.DATA_DIR, 'files.db'))}`
+  const storage = config.STORAGE_DRIVER === 's3'
+    ? `s3://${config.S3_BUCKET ?? ''}/${config.STORAGE_PREFIX} at ${config.S3_ENDPOINT ?? `AWS S3 (${config.S3_REGION})`}`
+    : `${path.resolve(config.DATA_DIR, 'blobs', config.STORAGE_PREFIX)} (DATA_DIR=${config.DATA_DIR})`
+  return { database, storage }
 }
 
 export function allowedBatchUrls (config: Config): string[] {

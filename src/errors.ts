@@ -102,6 +102,8 @@ export const ERRORS = {
   /** 503, as for overload: the openai SDKs retry it, after Retry-After. */
   tooManyUploads: (max: number, retryAfterSeconds: number) => new ApiError(503, 'server_error', 'too_many_concurrent_uploads', null,
     `This server is already receiving ${max} uploads, its limit; nothing was read or stored. Retry in ${retryAfterSeconds} s.`),
+  uploadTooSlow: (maxMs: number) => new ApiError(408, INVALID, 'upload_timeout', 'file',
+    `The upload took longer than the longest allowed (${maxMs} ms, UPLOAD_MAX_DURATION_MS); nothing was stored.`),
   shuttingDown: () => new ApiError(503, 'server_error', 'server_shutting_down', null,
     'The server is shutting down and abandoned this upload; nothing was stored. Try again.'),
   invalidProjectHeader: (header: string) => new ApiError(400, INVALID, 'invalid_project', header,

@@ -35,10 +35,10 @@ export function newUploadId (): string {
   return `upload-${ulid()}`
 }
 
-/** Where every file object lives in the blob store; reconciliation lists under it. */
-export const FILE_OBJECT_PREFIX = 'files/'
+/** The default STORAGE_PREFIX: every object key of the service starts with it. */
+export const DEFAULT_STORAGE_PREFIX = 'files/'
 
 /** Object key of an upload: from the project and the upload id, never from the client's filename. */
-export function objectKeyFor (project: string, uploadId: string): string {
-  return `${FILE_OBJECT_PREFIX}${project}/${uploadId}`
+export function objectKeyFor (project: string, uploadId: string, prefix: string = DEFAULT_STORAGE_PREFIX): string {
+  return `${prefix}${project}/${uploadId}`
 }

@@ -2,6 +2,7 @@ import closeWithGrace from 'close-with-grace'
 import { loadOrCreateGeneratedKey, parseApiKeys } from './api-keys.js'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig } from './config.js'
+import { DeploymentMismatchError } from './reconcile/deployment.js'
 
 /** Loads the settings, builds the app, listens, and closes gracefully on signals. */
 async function main (): Promise<void> {
@@ -27,7 +28,7 @@ async function main (): Promise<void> {
 
 main().catch((error: unknown) => {
   // A bad setting stops start-up with a message naming the variable, not a stack trace.
-  if (error instanceof ConfigError) {
+  if (error instanceof ConfigError || error instanceof DeploymentMismatchError) {
     process.stderr.write(`files-api: ${error.message}\n`)
   } else {
     process.stderr.write(`files-api: failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`)

@@ -16,6 +16,9 @@ export interface CopiedTable {
  */
 export const COPIED_TABLES: readonly CopiedTable[] = [
   { name: 'files', key: ['id'] },
+  // The deployment identity goes with the rows: without it the new database would refuse
+  // to start against the existing store.
+  { name: 'files_api_deployment', key: ['singleton'] },
   // Parents before children: batch_chunks references batches.
   { name: 'batches', key: ['id'] },
   { name: 'batch_chunks', key: ['batch_id', 'seq'] },

@@ -72,6 +72,20 @@ export interface FileStore {
   deleteExpired (now: number, limit: number): Promise<FileRecord[]>
   /** Every row of every project, expired or not, in id order after `afterId` (reconciliation). */
   scan (afterId: string | undefined, limit: number): Promise<FileRecord[]>
+  /**
+   * Every row, expired or not, in bytewise storage_key order after `afterKey`: one side
+   * of reconciliation's merge join with the blob store's listing (same order as S3's).
+   */
+  scanByStorageKey (afterKey: string | undefined, limit: number): Promise<FileRecord[]>
+  /** The deployment id recorded at the first start, or null (a database never started). */
+  readDeploymentId (): Promise<string | null>
+  /** Records `id` unless one is recorded already; returns the one recorded (a racing replica's wins). */
+  recordDeploymentId (id: string): Promise<string>
+  /**
+   * Runs `fn` unless another process (PostgreSQL: any replica, by advisory lock) or
+   * another caller in this process (SQLite: one node) runs it: then resolves to null.
+   */
+  withReconcileLock<T> (fn: () => Promise<T>): Promise<{ value: T } | null>
   /** Which of `storageKeys` have a row (of any project, expired or not). */
   existingKeys (storageKeys: readonly string[]): Promise<Set<string>>
   /** Live files of `project` at `now` (unix seconds; expired ones excluded) and their total bytes (quotas). */

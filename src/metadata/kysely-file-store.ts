@@ -27,8 +27,16 @@ export interface FilesTable {
   warnings: ColumnType<string, string | undefined, string>
 }
 
+/** Migration 0004_deployment: one row, singleton = 'deployment'. */
+export interface DeploymentTable {
+  singleton: string
+  id: string
+  created_at: Int8
+}
+
 export interface Database {
   files: FilesTable
+  files_api_deployment: DeploymentTable
 }
 
 type FileRow = Selectable<FilesTable>
@@ -136,6 +144,9 @@ async function insertNextSqlite (db: Kysely<Database>, record: NewFileRecord): P
  */
 export function createKyselyFileStore (db: Kysely<Database>, opts: KyselyFileStoreOptions): FileStore {
   let closing: Promise<void> | undefined
+  let reconciling = false
+  // Bytewise on both: PostgreSQL's default collation sorts `files/p-q` after `files/p/`.
+  const storageKey = opts.dialect === 'postgres' ? sql<string>`storage_key collate "C"` : sql<string>`storage_key`
 
   return {
     dialect: opts.dialect,
@@ -229,6 +240,38 @@ export function createKyselyFileStore (db: Kysely<Database>, opts: KyselyFileSto
       if (afterId !== undefined) select = select.where('id', '>', afterId)
       const rows = await select.orderBy('id').limit(limit).execute()
       return rows.map(rowToRecord)
+    },
+
+    async scanByStorageKey (afterKey, limit) {
+      let select = db.selectFrom('files').selectAll()
+      if (afterKey !== undefined) select = select.where(storageKey, '>', afterKey)
+      const rows = await select.orderBy(storageKey).limit(limit).execute()
+      return rows.map(rowToRecord)
+    },
+
+    async readDeploymentId () {
+      const row = await db.selectFrom('files_api_deployment').select('id').where('singleton', '=', 'deployment').executeTakeFirst()
+      return row?.id ?? null
+    },
+
+    async recordDeploymentId (id) {
+      await db.insertInto('files_api_deployment')
+        .values({ singleton: 'deployment', id, created_at: Math.floor(Date.now() / 1000) })
+        .onConflict((oc) => oc.column('singleton').doNothing())
+        .execute()
+      const row = await db.selectFrom('files_api_deployment').select('id').where('singleton', '=', 'deployment').executeTakeFirstOrThrow()
+      return row.id
+    },
+
+    // SQLite is one node: a guard in this process is enough (PostgreSQL overrides this).
+    async withReconcileLock (fn) {
+      if (reconciling) return null
+      reconciling = true
+      try {
+        return { value: await fn() }
+      } finally {
+        reconciling = false
+      }
     },
 
     async existingKeys (storageKeys) {

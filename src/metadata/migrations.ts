@@ -1,4 +1,4 @@
-import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'kysely'
+import { Migrator, PostgresAdapter, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely'
 
 /**
  * Schema migrations, kept in code rather than in files on disk so that the compiled
@@ -66,6 +66,27 @@ const migrations: Record<string, Migration> = {
       await createBatchesTable(db)
       await createBatchChunksTable(db)
       await createBatchResultsTable(db)
+    }
+  },
+  '0004_deployment': {
+    // One row: the id recorded at the first start, also written into the blob store, so a
+    // database and a store that never belonged together refuse to start (issue 9, item 4).
+    async up (db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable('files_api_deployment')
+        .addColumn('singleton', 'text', (col) => col.primaryKey())
+        .addColumn('id', 'text', (col) => col.notNull())
+        .addColumn('created_at', 'bigint', (col) => col.notNull())
+        .execute()
+    }
+  },
+  '0005_storage_key_bytewise_index': {
+    // Reconciliation reads rows in bytewise storage_key order (S3's listing order). SQLite's
+    // default BINARY collation is that order and 0002's index serves it; PostgreSQL's
+    // database collation (en_US…) is not, so it gets an index in the "C" collation.
+    async up (db: Kysely<unknown>): Promise<void> {
+      if (!(db.getExecutor().adapter instanceof PostgresAdapter)) return
+      await sql`create index files_storage_key_c_idx on files (storage_key collate "C")`.execute(db)
     }
   }
 }

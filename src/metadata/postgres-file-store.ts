@@ -21,6 +21,8 @@ export interface PostgresFileStoreOptions {
 }
 
 const DEFAULT_POOL_MAX = 10
+/** pg_advisory_lock key of reconciliation: one replica at a time (any constant unique to this app). */
+const RECONCILE_LOCK_KEY = 7_331_905_117
 
 /**
  * The connection string without its password, for messages: `postgres://user@host:port/db`.
@@ -107,6 +109,30 @@ export async function createPostgresFileStore (opts: PostgresFileStoreOptions): 
         throw withTarget('migration failed', target, err)
       } finally {
         await migrationDb.destroy()
+      }
+    },
+
+    /**
+     * A session lock on a connection of its own, held for the whole run and released
+     * when it ends (or when the connection dies with the process). A replica that finds
+     * it held skips its run: the holder is repairing the same storage.
+     */
+    async withReconcileLock (fn) {
+      const client = await pool.connect()
+      let broken: Error | undefined
+      try {
+        const res = await client.query<{ locked: boolean }>('select pg_try_advisory_lock($1) as locked', [RECONCILE_LOCK_KEY])
+        if (res.rows[0]?.locked !== true) return null
+        try {
+          return { value: await fn() }
+        } finally {
+          await client.query('select pg_advisory_unlock($1)', [RECONCILE_LOCK_KEY]).catch((err: unknown) => {
+            // A connection that cannot unlock must not go back to the pool still holding the lock.
+            broken = err instanceof Error ? err : new Error(String(err))
+          })
+        }
+      } finally {
+        client.release(broken)
       }
     },
 

@@ -42,21 +42,29 @@ export default async function healthRoutes (fastify: FastifyInstance): Promise<v
   app.get('/ready', {
     schema: {
       summary: 'Readiness',
-      description: 'Checks the blob storage and the metadata database. 200 when both answer; 503 naming the failed check and its message otherwise.',
+      description: 'Checks the blob storage and the metadata database. 200 when both answer; 503 naming the failed check and its message otherwise. A refused reconciliation is shown (checks.reconciliation, errors.reconciliation) without failing readiness.',
       tags: ['operations'],
       security: [],
       response: { 200: ReadinessSchema, 503: ReadinessSchema }
     }
   }, async (request, reply) => {
     const [storage, database] = await Promise.all([probe(async () => app.blobStore.check()), probe(async () => app.fileStore.check())])
-    if (storage.ok && database.ok) return { status: 'ready' as const, checks: { storage: 'ok' as const, database: 'ok' as const } }
-    const errors: NonNullable<Readiness['errors']> = {}
+    // A refusal is shown but does not fail readiness: the replica serves every file it has,
+    // and taking all replicas out of the balancer would turn a safety stop into an outage.
+    const refusal = app.reconcileRefusal()
+    const shown = refusal === null ? {} : { reconciliation: 'refused' as const }
+    if (storage.ok && database.ok) {
+      return refusal === null
+        ? { status: 'ready' as const, checks: { storage: 'ok' as const, database: 'ok' as const } }
+        : { status: 'ready' as const, checks: { storage: 'ok' as const, database: 'ok' as const, ...shown }, errors: { reconciliation: refusal.message } }
+    }
+    const errors: NonNullable<Readiness['errors']> = refusal === null ? {} : { reconciliation: refusal.message }
     if (!storage.ok) errors.storage = storage.message
     if (!database.ok) errors.database = database.message
     request.log.warn({ errors }, 'not ready')
     return reply.code(503).send({
       status: 'not_ready' as const,
-      checks: { storage: storage.ok ? 'ok' as const : 'failed' as const, database: database.ok ? 'ok' as const : 'failed' as const },
+      checks: { storage: storage.ok ? 'ok' as const : 'failed' as const, database: database.ok ? 'ok' as const : 'failed' as const, ...shown },
       errors
     })
   })

@@ -59,7 +59,7 @@ export default async function uploadRoute (fastify: FastifyInstance, options: Up
       consumes: ['multipart/form-data'],
       response: {
         200: family.ok(FileObjectSchema, 'The stored file.'),
-        400: family.error, 401: family.error, 403: family.error, 413: family.error, 415: family.error, 429: family.error, 503: family.error, 504: family.error, 507: family.error
+        400: family.error, 401: family.error, 403: family.error, 408: family.error, 413: family.error, 415: family.error, 429: family.error, 503: family.error, 504: family.error, 507: family.error
       }
     },
     config: {
@@ -74,6 +74,8 @@ export default async function uploadRoute (fastify: FastifyInstance, options: Up
     app.shutdownSignal.addEventListener('abort', onShutdown, { once: true })
     if (app.shutdownSignal.aborted) onShutdown()
     let release: (() => void) | null = null
+    const maxMs = options.upload.maxDurationMs
+    const deadline = maxMs === undefined ? undefined : setTimeout(() => { abort.abort(ERRORS.uploadTooSlow(maxMs)) }, maxMs)
     try {
       if (!request.isMultipart()) throw ERRORS.unsupportedMediaType(request.headers['content-type'])
       const declared = Number(request.headers['content-length'])
@@ -105,6 +107,7 @@ export default async function uploadRoute (fastify: FastifyInstance, options: Up
       throw error
     } finally {
       release?.()
+      clearTimeout(deadline)
       app.shutdownSignal.removeEventListener('abort', onShutdown)
     }
   })

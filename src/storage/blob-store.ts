@@ -20,14 +20,18 @@ export interface BlobStore {
   head (key: string): Promise<BlobInfo | null>
   /** Removes the object. Removing a missing object is not an error. */
   delete (key: string): Promise<void>
-  /** Lists objects under `prefix`, for reconciliation. */
+  /**
+   * Lists objects under `prefix` in key order (bytewise, as S3's ListObjectsV2), for
+   * reconciliation's merge join.
+   */
   list (prefix?: string): AsyncIterable<BlobInfo>
   /**
    * Removes what crashed writers left behind (fs temp files, unfinished S3 multipart
-   * uploads) started before `olderThan`. Returns how many, or null when the store
-   * cannot list them (s3rver has no ListMultipartUploads).
+   * uploads) started before `olderThan`, and only under `prefix`: a shared bucket's other
+   * uploads are not ours. Returns how many, or null when the store cannot list them
+   * (s3rver has no ListMultipartUploads).
    */
-  abortIncomplete (olderThan: Date): Promise<number | null>
+  abortIncomplete (olderThan: Date, prefix: string): Promise<number | null>
   /** Throws when the store is not reachable or not usable (readiness). */
   check (): Promise<void>
   /** Releases connections and handles the driver created itself. */
@@ -113,4 +117,9 @@ export function assertObjectKey (key: string): void {
   if (!OBJECT_KEY_PATTERN.test(key) || key.startsWith('/') || key.includes('//')) {
     throw new Error(`invalid object key: ${JSON.stringify(key)}`)
   }
+}
+
+/** Bytewise order of keys, as S3 lists them (keys are ASCII, see OBJECT_KEY_PATTERN, so UTF-16 order is byte order). */
+export function compareKeys (a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0
 }

@@ -9,6 +9,7 @@ import { pipeline } from 'node:stream/promises'
 import {
   assertObjectKey,
   BlobNotFoundError,
+  compareKeys,
   StorageFullError,
   type BlobInfo,
   type ByteRange,
@@ -21,8 +22,6 @@ import {
 
 export interface FsBlobStoreOptions {
   root: string
-  /** Temp files younger than this may belong to another process still writing. */
-  tempGraceMs?: number
   /**
    * fsync each directory a put changed (default true), so an answered upload survives a
    * power cut. false exists only for the bench's baseline (what durability costs); no
@@ -33,7 +32,6 @@ export interface FsBlobStoreOptions {
 
 /** Temp files live inside the root so `rename` never crosses a filesystem boundary. */
 export const TEMP_DIR_NAME = '.tmp'
-const DEFAULT_TEMP_GRACE_MS = 60 * 60 * 1000
 const FULL_CODES = new Set(['ENOSPC', 'EDQUOT'])
 const MISSING_CODES = new Set(['ENOENT', 'ENOTDIR'])
 
@@ -42,8 +40,9 @@ export async function createFsBlobStore (opts: FsBlobStoreOptions): Promise<Blob
   const tmpDir = path.join(root, TEMP_DIR_NAME)
   const syncDirectories = opts.syncDirectories ?? true
   const makeDirectory = directoryMaker(syncDirectories)
+  // Stale temp files are left to reconciliation (abortIncomplete): opening the store must
+  // change nothing, whatever --dry-run or RECONCILE_INTERVAL_MS=0 say.
   await makeDirectory(tmpDir)
-  await removeStaleTempFiles(tmpDir, new Date(Date.now() - (opts.tempGraceMs ?? DEFAULT_TEMP_GRACE_MS)))
 
   function pathOf (key: string): string {
     assertObjectKey(key)
@@ -140,14 +139,18 @@ export async function createFsBlobStore (opts: FsBlobStoreOptions): Promise<Blob
   }
 
   async function * walk (dir: string, keyPrefix: string): AsyncIterable<[string, BigIntStats]> {
-    let names: string[]
+    let entries: Array<{ name: string, sortKey: string }>
     try {
-      names = (await readdir(dir)).sort()
+      // Sorted as the keys they lead to (a directory `p` holds keys `p/…`), so the walk
+      // yields keys in bytewise order like S3: `files/p-q/x` before `files/p/x`.
+      entries = (await readdir(dir, { withFileTypes: true }))
+        .map((entry) => ({ name: entry.name, sortKey: entry.isDirectory() ? `${entry.name}/` : entry.name }))
+        .sort((a, b) => compareKeys(a.sortKey, b.sortKey))
     } catch (err) {
       if (isMissing(err)) return
       throw err
     }
-    for (const name of names) {
+    for (const { name } of entries) {
       if (keyPrefix === '' && name === TEMP_DIR_NAME) continue
       const full = path.join(dir, name)
       let st: BigIntStats
@@ -181,6 +184,7 @@ export async function createFsBlobStore (opts: FsBlobStoreOptions): Promise<Blob
     head,
     delete: remove,
     list,
+    // Temp files live in the service's own root, so every one is ours whatever the prefix.
     abortIncomplete: async (olderThan) => removeStaleTempFiles(tmpDir, olderThan),
     check,
     close: async () => {}

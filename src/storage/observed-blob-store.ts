@@ -31,7 +31,7 @@ export function observeBlobStore (store: BlobStore, onError: (operation: Storage
         throw error
       }
     },
-    abortIncomplete: async (olderThan) => observed('abort_incomplete', async () => store.abortIncomplete(olderThan)),
+    abortIncomplete: async (olderThan, prefix) => observed('abort_incomplete', async () => store.abortIncomplete(olderThan, prefix)),
     check: async () => observed('check', async () => store.check()),
     close: async () => store.close()
   }

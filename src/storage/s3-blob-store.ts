@@ -196,20 +196,22 @@ export function createS3BlobStore (opts: S3BlobStoreOptions): BlobStore {
   }
 
   // A process killed mid-upload leaves its multipart upload open (and its parts billed).
-  async function abortIncomplete (olderThan: Date): Promise<number | null> {
+  async function abortIncomplete (olderThan: Date, prefix: string): Promise<number | null> {
+    if (prefix === '') throw new Error('the abort sweep needs a key prefix: a whole bucket may hold other applications\' uploads')
     let aborted = 0
     let keyMarker: string | undefined
     let uploadIdMarker: string | undefined
     do {
       let page
       try {
-        page = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }))
+        page = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }))
       } catch (err) {
         if (errorName(err) === 'NotImplemented' || httpStatus(err) === 501) return null
         throw err
       }
       for (const upload of page.Uploads ?? []) {
-        if (upload.Key === undefined || upload.UploadId === undefined) continue
+        // Checked again here: a server that ignores Prefix must not lead us into others' uploads.
+        if (upload.Key === undefined || upload.UploadId === undefined || !upload.Key.startsWith(prefix)) continue
         if (upload.Initiated !== undefined && upload.Initiated >= olderThan) continue
         await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId }))
         aborted++

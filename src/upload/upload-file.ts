@@ -26,6 +26,13 @@ export interface UploadDeps {
   validator: BatchValidatorOptions
   /** Lifetime of batch files without an explicit expires_after; 0: never. */
   batchExpiresAfterSeconds: number
+  /**
+   * UPLOAD_MAX_DURATION_MS, enforced by the upload route through the abort signal:
+   * reconciliation relies on no upload running longer (its grace exceeds this).
+   */
+  maxDurationMs?: number
+  /** STORAGE_PREFIX (default `files/`). */
+  storagePrefix?: string
   /** Milliseconds since the epoch; injectable so expiry can be tested with a controlled clock. */
   now: () => number
   /**
@@ -137,7 +144,7 @@ export async function uploadFile (parts: AsyncIterable<UploadPart>, context: Upl
         if (purpose === 'batch' && filenameError !== null) throw ERRORS.invalidBatchFile(filenameError.message, [filenameError], 1)
         // The file id is minted at commit, so ids are in commit order (issue 9, item 6);
         // until then the object is named by an upload id of its own.
-        const key = objectKeyFor(context.project, newUploadId())
+        const key = objectKeyFor(context.project, newUploadId(), deps.storagePrefix)
         put = startPut(deps.blobStore, key, context.signal)
         // A stalled file part must not outlive the abort: destroying it ends its read at once.
         if (context.signal !== undefined) addAbortSignal(context.signal, part.file)

@@ -21,17 +21,25 @@ t.test('files-api reconcile repairs an fs data dir with the server\'s settings',
   const old = new Date(Date.now() - 10_000)
   await utimes(orphan, old, old)
 
+  // One orphan and no row at all: that looks like a fresh database beside an existing
+  // store, so every run refuses (exit 3, nothing changed) until --yes.
   const dry = await cli(['reconcile', '--dry-run', '--grace-ms', '0', '--json'], { DATA_DIR: dataDir })
-  t.equal(dry.code, 0, dry.stderr)
+  t.equal(dry.code, 3, dry.stderr)
   const report = JSON.parse(dry.stdout)
-  t.same({ dry: report.dry_run, orphans: report.orphanObjects, rows: report.danglingRows }, { dry: true, orphans: ['files/p/file-01J0000000000000000000ORPH'], rows: [] })
+  t.same({ dry: report.dry_run, orphans: report.orphanObjects, rows: report.danglingRows, reason: report.refused?.reason },
+    { dry: true, orphans: ['files/p/file-01J0000000000000000000ORPH'], rows: [], reason: 'database_empty' })
   t.same(await listBlobs(dataDir), ['files/p/file-01J0000000000000000000ORPH:6'], 'a dry run changes nothing')
 
   const young = await cli(['reconcile'], { DATA_DIR: dataDir })
   t.equal(young.code, 0)
-  t.match(young.stdout, /orphan objects removed: 0/, 'the default grace (1 hour) protects a 10 s old object')
+  t.match(young.stdout, /orphan objects removed: 0/, 'the default grace (2 hours) protects a 10 s old object')
 
-  const real = await cli(['reconcile', '--grace-ms', '1000'], { DATA_DIR: dataDir })
+  const refused = await cli(['reconcile', '--grace-ms', '1000'], { DATA_DIR: dataDir })
+  t.equal(refused.code, 3, refused.stderr)
+  t.match(refused.stdout, /REFUSED, nothing changed: the database holds no file while the storage holds 1 objects; rerun with --yes/)
+  t.same(await listBlobs(dataDir), ['files/p/file-01J0000000000000000000ORPH:6'], 'a refusal changes nothing')
+
+  const real = await cli(['reconcile', '--grace-ms', '1000', '--yes'], { DATA_DIR: dataDir })
   t.equal(real.code, 0, real.stderr)
   t.match(real.stdout, /orphan objects removed: 1 \(files\/p\/file-01J0000000000000000000ORPH\)/)
   t.same(await listBlobs(dataDir), [])

@@ -36,7 +36,10 @@ export async function startServer (t: Test, env: Record<string, string> = {}, ex
   return { app, url: `http://127.0.0.1:${address.port}`, dataDir, config }
 }
 
-/** Every file under `dir` with its size, as `relative/path:size`, sorted: a snapshot of what storage holds. */
+/**
+ * Every file under `dir` with its size, as `relative/path:size`, sorted: a snapshot of what
+ * storage holds, without the deployment marker (written at every first start).
+ */
 export async function listTree (dir: string): Promise<string[]> {
   const out: string[] = []
   async function walk (current: string): Promise<void> {
@@ -49,14 +52,20 @@ export async function listTree (dir: string): Promise<string[]> {
     for (const entry of entries) {
       const full = path.join(current, entry.name)
       if (entry.isDirectory()) await walk(full)
-      else out.push(`${path.relative(dir, full)}:${(await stat(full)).size}`)
+      else if (!path.relative(dir, full).endsWith(DEPLOYMENT_MARKER)) out.push(`${path.relative(dir, full)}:${(await stat(full)).size}`)
     }
   }
   await walk(dir)
   return out.sort()
 }
 
-/** The blob files stored (temp files included), without the SQLite files. */
+/**
+ * The deployment id object the service writes at its first start (src/reconcile/deployment.ts);
+ * snapshots of stored files leave it out.
+ */
+export const DEPLOYMENT_MARKER = 'files/.deployment'
+
+/** The blob files stored (temp files included), without the SQLite files and the deployment marker. */
 export async function listBlobs (dataDir: string): Promise<string[]> {
   return listTree(path.join(dataDir, 'blobs'))
 }

@@ -36,7 +36,7 @@ export function countingBlobStore (store: BlobStore): { store: BlobStore, counts
     },
     delete: async (key) => store.delete(key),
     list: (prefix) => store.list(prefix),
-    abortIncomplete: async (olderThan) => store.abortIncomplete(olderThan),
+    abortIncomplete: async (olderThan, prefix) => store.abortIncomplete(olderThan, prefix),
     check: async () => store.check(),
     close: async () => store.close()
   }

@@ -1,4 +1,5 @@
-import { rm } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import path from 'node:path'
 import t from 'tap'
 import { startServer } from '../helpers/app.js'
@@ -19,7 +20,11 @@ t.test('ready: 200 when storage and database answer, without a key', async (t) =
 })
 
 t.test('ready: 503 naming the storage check when the fs root was removed', async (t) => {
-  const root = path.join(t.testdir({}), 'blobs')
+  // Not under t.testdir: startServer makes that folder afresh, which would remove the root
+  // before start-up writes the deployment marker into it.
+  const outside = await mkdtemp(path.join(tmpdir(), 'files-api-ready-'))
+  t.teardown(() => rm(outside, { recursive: true, force: true }))
+  const root = path.join(outside, 'blobs')
   const blobStore = await createFsBlobStore({ root })
   const server = await startServer(t, {}, { blobStore })
   await rm(root, { recursive: true, force: true })

@@ -4,7 +4,7 @@ import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { createSqliteFileStore } from '../../src/metadata/sqlite-file-store.js'
-import { listBlobs } from '../helpers/app.js'
+import { DEPLOYMENT_MARKER, listBlobs } from '../helpers/app.js'
 import { BOUNDARY } from '../helpers/multipart.js'
 import { startServiceProcess, waitForExit } from '../helpers/process.js'
 import { bucketClient, serviceEnv, startS3Server } from '../helpers/s3-server.js'
@@ -53,7 +53,9 @@ t.test('fs: SIGKILL mid-upload, restart: reconciliation leaves no temp file, obj
   t.equal(left.filter((b) => b.startsWith('.tmp/')).length, 1, 'the killed process left its temp file')
   t.equal(left.filter((b) => !b.startsWith('.tmp/')).length, 0, 'but no object')
 
-  await startServiceProcess(t, { ...env, RECONCILE_GRACE_MS: '0' })
+  // The shortest settings that pass the start-up check; the crashed write is older by then.
+  await sleep(1600)
+  await startServiceProcess(t, { ...env, UPLOAD_MAX_DURATION_MS: '1000', RECONCILE_GRACE_MS: '1500' })
   let blobs = left
   for (let i = 0; i < 100 && blobs.length > 0; i++) {
     await sleep(100)
@@ -74,7 +76,7 @@ t.test('s3: SIGKILL mid-upload, restart: no object and no unfinished multipart u
   }
   const first = await startServiceProcess(t, env)
   await killMidUpload(first.url, first.child, 40 * MiB)
-  const objects = async () => (await client.send(new ListObjectsV2Command({ Bucket: s3.bucket }))).KeyCount ?? 0
+  const objects = async () => ((await client.send(new ListObjectsV2Command({ Bucket: s3.bucket }))).Contents ?? []).filter((o) => o.Key !== DEPLOYMENT_MARKER).length
   const uploads = async () => (await client.send(new ListMultipartUploadsCommand({ Bucket: s3.bucket }))).Uploads?.length ?? 0
   t.equal(await objects(), 0, 'no object after the crash')
   if (!s3.supports.listMultipartUploads) {
@@ -82,7 +84,9 @@ t.test('s3: SIGKILL mid-upload, restart: no object and no unfinished multipart u
     return
   }
   t.equal(await uploads(), 1, 'the killed process left its multipart upload open')
-  await startServiceProcess(t, { ...env, RECONCILE_GRACE_MS: '0' })
+  // The shortest settings that pass the start-up check; the crashed write is older by then.
+  await sleep(1600)
+  await startServiceProcess(t, { ...env, UPLOAD_MAX_DURATION_MS: '1000', RECONCILE_GRACE_MS: '1500' })
   let open = 1
   for (let i = 0; i < 100 && open > 0; i++) {
     await sleep(100)

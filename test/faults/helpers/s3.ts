@@ -1,6 +1,6 @@
 import { ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3'
 import type { Test } from 'tap'
-import { startServer, type TestServer } from '../../helpers/app.js'
+import { DEPLOYMENT_MARKER, startServer, type TestServer } from '../../helpers/app.js'
 import { bucketClient, serviceEnv, type S3TestServer } from '../../helpers/s3-server.js'
 
 /** Bytes per multipart part in these tests: the S3 minimum, so a 12 MiB upload has three. */
@@ -22,7 +22,7 @@ export async function startS3Service (t: Test, s3: S3TestServer, endpoint: strin
 }
 
 export interface BucketView {
-  /** Every object as `key:size`, sorted. */
+  /** Every object as `key:size`, sorted, without the deployment marker. */
   objects: () => Promise<string[]>
   /** Unfinished multipart uploads as `key`, or null when the server cannot list them (s3rver). */
   unfinished: () => Promise<string[] | null>
@@ -33,7 +33,7 @@ export function bucketView (t: Test, s3: S3TestServer): BucketView {
   const client = bucketClient(s3, t)
   return {
     objects: async () => ((await client.send(new ListObjectsV2Command({ Bucket: s3.bucket }))).Contents ?? [])
-      .map((o) => `${o.Key ?? ''}:${o.Size ?? 0}`).sort(),
+      .filter((o) => o.Key !== DEPLOYMENT_MARKER).map((o) => `${o.Key ?? ''}:${o.Size ?? 0}`).sort(),
     unfinished: async () => {
       if (!s3.supports.listMultipartUploads) return null
       return ((await client.send(new ListMultipartUploadsCommand({ Bucket: s3.bucket }))).Uploads ?? []).map((u) => u.Key ?? '').sort()
