@@ -7,7 +7,7 @@ const ByteCount = (def: number, description: string) =>
 
 /**
  * Every setting of the service, named as its environment variable. Read once at start
- * (src/config.ts) and passed down; the README's settings table follows this schema.
+ * (src/config.ts) and passed down; docs/configuration.md's settings table follows this schema.
  * `secret: true` marks a value never to be shown: config errors name the variable only.
  */
 export const ConfigSchema = Type.Object({

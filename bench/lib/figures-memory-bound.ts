@@ -1,5 +1,5 @@
 /**
- * The worst-case memory formula of README "Memory" (src/upload/memory-bound.ts) against
+ * The worst-case memory formula of docs/operations.md "Memory" (src/upload/memory-bound.ts) against
  * the service: MAX_CONCURRENT_UPLOADS uploads at once, each of the most distinct
  * custom_ids and of lines of BATCH_MAX_LINE_BYTES that JSON.parse makes the most of
  * (nested arrays), and the peak RSS growth they cause against the bound the formula

@@ -3,7 +3,7 @@ import { customIdSetMaxBytes } from '../jsonl/custom-id-set.js'
 
 /**
  * The worst-case memory of one replica, as a formula of its settings (issue #9 item 7),
- * derived from the code it bounds; README "Memory" gives it and `npm run bench` checks
+ * derived from the code it bounds; docs/operations.md "Memory" gives it and `npm run bench` checks
  * it against the RSS measured under worst-case uploads. All terms are in bytes.
  */
 

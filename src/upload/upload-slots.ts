@@ -1,6 +1,6 @@
 /**
  * The per-replica bound on uploads in flight (MAX_CONCURRENT_UPLOADS). Every upload holds
- * buffers whose size the settings bound (README, "Memory"); bounding their number is what
+ * buffers whose size the settings bound (docs/operations.md, "Memory"); bounding their number is what
  * makes the process's worst case a formula of the settings (issue #9 item 7). Counted in
  * this process, shared by both route families.
  */

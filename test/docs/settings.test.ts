@@ -2,9 +2,9 @@ import { readFile } from 'node:fs/promises'
 import t from 'tap'
 import { ConfigSchema } from '../../schemas/config.js'
 
-t.test('the README documents every setting, with its default', async (t) => {
-  const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8')
-  const rows = readme.split('\n').filter((line) => line.startsWith('| `'))
+t.test('docs/configuration.md documents every setting, with its default', async (t) => {
+  const page = await readFile(new URL('../../docs/configuration.md', import.meta.url), 'utf8')
+  const rows = page.split('\n').filter((line) => line.startsWith('| `'))
   const properties = ConfigSchema.properties as Record<string, { default?: unknown }>
   for (const [name, schema] of Object.entries(properties)) {
     const row = rows.find((line) => (line.split('|')[1] ?? '').includes(`\`${name}\``))
