@@ -73,6 +73,16 @@ install_postgres () {
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq postgresql >&2
 }
 
+# test/deploy/compose.test.ts validates docker-compose.yml with `docker-compose config`
+# (Debian's v1 needs no Docker engine for that).
+install_compose () {
+  command -v docker-compose >/dev/null && return 0
+  log "docker-compose not found: installing Debian's docker-compose package"
+  as_root apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq docker-compose >&2 ||
+    log "could not install docker-compose: test/deploy/compose.test.ts will skip"
+}
+
 # PostgreSQL refuses to run as root: as root, run it as the package's `postgres` user.
 PG_USER=
 as_pg () {
@@ -231,6 +241,7 @@ cmd_start () {
   trap 'status=$?; if [ $status -ne 0 ]; then cmd_stop "$STATE_DIR"; fi' EXIT
   start_postgres
   start_s3
+  install_compose
   local python
   python=$(openai_python)
   warm_go_client

@@ -79,9 +79,13 @@ t.test(`a ${(TOTAL / GiB).toFixed(2)} GiB line without a newline: 400 line_too_l
   t.equal(error.code, 'invalid_batch_file')
   t.same(error.errors.map((e: { code: string, line: number | null }) => [e.code, e.line]), [['line_too_large', 1]])
   t.equal(error.error_count, 1)
-  // The line is skipped, never held: growth stays far below the file (and the 6 MiB line limit × a few buffers).
-  t.ok(peak - before.rss < 100 * MiB, `RSS grew by ${((peak - before.rss) / MiB).toFixed(0)} MiB at most (sampled)`)
-  t.ok(after.hwm - before.hwm < 100 * MiB, `the high-water mark grew by ${((after.hwm - before.hwm) / MiB).toFixed(0)} MiB`)
+  // The line is skipped, never held: growth stays a small fraction of the file. The bound
+  // is V8's young generation (48 MiB, src/upload/memory-bound.ts) plus the fs store's
+  // buffers and the 64 KiB chunks that wait for a collection: 84–107 MiB measured on
+  // Node 24 over four runs, where a held line would grow by GiBs.
+  const bound = 160 * MiB
+  t.ok(peak - before.rss < bound, `RSS grew by ${((peak - before.rss) / MiB).toFixed(0)} MiB at most (sampled)`)
+  t.ok(after.hwm - before.hwm < bound, `the high-water mark grew by ${((after.hwm - before.hwm) / MiB).toFixed(0)} MiB`)
   t.same(await listBlobs(dataDir), [], 'nothing stored, no temp file left')
   const health = await fetch(`${service.url}/health`)
   t.equal(health.status, 200, 'the server is healthy afterwards')
