@@ -29,6 +29,16 @@ async function stop (service: ServiceProcess): Promise<void> {
   await waitForExit(service.child)
 }
 
+/** The objects the rows name (object keys carry an upload id, not the file id). */
+async function storageKeys (dataDir: string): Promise<string[]> {
+  const store = await createSqliteFileStore({ filename: path.join(dataDir, 'files.db') })
+  try {
+    return (await store.scan(undefined, 1000)).map((row) => row.storageKey).sort()
+  } finally {
+    await store.close()
+  }
+}
+
 async function rows (dataDir: string): Promise<string[]> {
   const store = await createSqliteFileStore({ filename: path.join(dataDir, 'files.db') })
   try {
@@ -59,12 +69,12 @@ async function afterFirstRun (service: ServiceProcess): Promise<string> {
   throw new Error(`no reconciliation run counted: ${service.output()}`)
 }
 
-async function twoFiles (t: Test, env: Record<string, string>): Promise<{ ids: string[] }> {
+async function twoFiles (t: Test, env: Record<string, string>): Promise<{ ids: string[], keys: string[] }> {
   const first = await startServiceProcess(t, env)
   const ids = [await upload(first, 'a.txt'), await upload(first, 'b.txt')].sort()
   await stop(first)
   await sleep(1600)
-  return { ids }
+  return { ids, keys: await storageKeys(env.DATA_DIR ?? '') }
 }
 
 t.test('fs, empty store (an unmounted volume): start-up refuses, naming both; nothing is removed', async (t) => {
@@ -99,10 +109,11 @@ t.test('fs, empty store and a database from before deployment ids: reconciliatio
 t.test('fs, empty database beside an existing store: start-up refuses, naming both; every object remains', async (t) => {
   const dataDir = t.testdir({})
   const env = { DATA_DIR: dataDir, API_KEYS: KEY, ...SHORT }
-  const { ids } = await twoFiles(t, env)
+  const { keys } = await twoFiles(t, env)
   for (const name of ['files.db', 'files.db-wal', 'files.db-shm']) await rm(path.join(dataDir, name), { force: true })
   await t.rejects(startServiceProcess(t, env), /storage .*blobs\/files.* records deployment [0-9a-f-]{36} but database SQLite .*files\.db records none, and the storage holds files/)
-  t.same(await listBlobs(dataDir), ids.map((id) => `files/default/${id}:${'bytes of a.txt'.length}`).sort())
+  t.equal(keys.length, 2)
+  t.same(await listBlobs(dataDir), keys.map((key) => `${key}:${'bytes of a.txt'.length}`).sort())
 })
 
 interface Bucket { objects: () => Promise<string[]>, uploads: () => Promise<string[]> }
@@ -150,6 +161,7 @@ t.test('s3, shared bucket: only our orphan and our unfinished upload go; the oth
   const first = await startServiceProcess(t, env)
   const ids = [await upload(first, 'a.txt'), await upload(first, 'b.txt')].sort()
   await stop(first)
+  const keys = await storageKeys(dataDir)
   const orphan = 'files/default/file-01J0000000000000000000ORPH'
   await client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: orphan, Body: 'orphan' }))
   await openUpload(client, s3.bucket, 'files/default/file-01J00000000000000000000CUT')
@@ -157,7 +169,7 @@ t.test('s3, shared bucket: only our orphan and our unfinished upload go; the oth
 
   const second = await startServiceProcess(t, env)
   t.match(await afterFirstRun(second), /files_api_reconcile_runs_total\{outcome="repaired"\} 1/)
-  t.same(await view.objects(), ['files-archive/old.bin', DEPLOYMENT_MARKER, ...ids.map((id) => `files/default/${id}`), 'other/report.csv'].sort())
+  t.same(await view.objects(), ['files-archive/old.bin', DEPLOYMENT_MARKER, ...keys, 'other/report.csv'].sort())
   t.same(await view.uploads(), ['files-archive/big.bin', 'other/big.bin'])
   t.same(await rows(dataDir), ids.map((id) => `default/${id}`))
 })

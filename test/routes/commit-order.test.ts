@@ -86,11 +86,13 @@ function orderSuite (name: string, start: (t: Test) => Promise<TestServer>): voi
   })
 }
 
-orderSuite('sqlite', async (t) => await startServer(t))
+// 20 uploads at once: past the default MAX_CONCURRENT_UPLOADS (8).
+const UPLOADS = { MAX_CONCURRENT_UPLOADS: '32' }
+orderSuite('sqlite', async (t) => await startServer(t, UPLOADS))
 
 const serverUrl = testDatabaseUrl()
 if (serverUrl === undefined) {
   t.test('postgres', { skip: NO_POSTGRES_REASON }, async () => {})
 } else {
-  orderSuite('postgres', async (t) => await startServer(t, { DATABASE_URL: await freshDatabase(t, serverUrl) }))
+  orderSuite('postgres', async (t) => await startServer(t, { ...UPLOADS, DATABASE_URL: await freshDatabase(t, serverUrl) }))
 }
