@@ -119,14 +119,25 @@ export function classifyTransportError (err: unknown, signal?: AbortSignal): { c
 
 class TooLargeError extends Error {}
 
-async function readBounded (body: AsyncIterable<Buffer> & { destroy: (err?: Error) => unknown }, max: number): Promise<Buffer> {
+type Body = AsyncIterable<Buffer> & { destroy: (err?: Error) => unknown, on: (event: 'error', listener: () => void) => unknown }
+
+/**
+ * Destroying an unfinished body makes undici drop the socket rather than drain it. The
+ * body then emits the abort as an 'error': it is ours, so it is swallowed here rather
+ * than left unhandled.
+ */
+function discard (body: Body): void {
+  body.on('error', () => {})
+  body.destroy()
+}
+
+async function readBounded (body: Body, max: number): Promise<Buffer> {
   const chunks: Buffer[] = []
   let size = 0
   for await (const chunk of body) {
     size += chunk.length
     if (size > max) {
-      // Destroying an unfinished body makes undici drop the socket rather than drain it.
-      body.destroy()
+      discard(body)
       throw new TooLargeError(`answer exceeds ${max} bytes`)
     }
     chunks.push(chunk)
@@ -168,7 +179,7 @@ export function createUpstreamClients (options: UpstreamClientOptions): Upstream
       })
       const declared = Number(headerValue(res.headers['content-length']) ?? Number.NaN)
       if (declared > options.maxResponseBytes) {
-        res.body.destroy()
+        discard(res.body)
         throw new TooLargeError(`answer of ${declared} bytes exceeds ${options.maxResponseBytes}`)
       }
       const raw = await readBounded(res.body, options.maxResponseBytes)
