@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { Transform, type Readable } from 'node:stream'
+import { pipeline, Transform, type Readable } from 'node:stream'
 import { ERRORS } from '../errors.js'
 import { isFileId } from '../ids.js'
 import type { FileRecord, FileStore, ListFilesPage, ListFilesQuery, NewFileRecord } from '../metadata/file-store.js'
@@ -106,9 +106,9 @@ export function createFileService (deps: FileServiceDeps): FileService {
           done(null, chunk)
         }
       })
-      // A failing body must fail the put (which then stores nothing), not hang it.
-      body.once('error', (error) => hashing.destroy(error))
-      const stored = body.pipe(hashing)
+      // pipeline, not pipe: a failing body fails the put (which then stores nothing), and a
+      // failing put destroys the body too, so its source (open part objects) is released.
+      const stored = pipeline(body, hashing, () => {})
       const { bytes } = await blobStore.put(file.storageKey, stored, signal === undefined ? undefined : { signal })
       return await commit({ ...file, bytes, sha256: hash.digest('hex') })
     },

@@ -64,7 +64,7 @@ async function put (store: BlobStore, key: string, bytes: Buffer): Promise<void>
 
 t.test('the seed file, one line per chunk and all in one', async (t) => {
   const store = await fsStore(t)
-  const bytes = await readFile('/work/shared/samples/test_model.jsonl')
+  const bytes = await readFile(new URL('../fixtures/test_model.jsonl', import.meta.url))
   await put(store, 'in/seed', bytes)
   const one = await planBatchInput(store, 'in/seed', { maxLines: 1, maxBytes: 1 << 20 })
   t.equal(one.chunks.length, 2)
