@@ -99,7 +99,10 @@ t.test('BOM, CRLF, a last line without LF, trailing blank lines: the validator\'
     bom: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(`${req('a')}\r\n${req('b')}\r\n`)]),
     noFinalLf: Buffer.from(`${req('a')}\n${req('b')}\n${req('c')}`),
     trailingBlanks: Buffer.from(`${req('a')}\n${req('b')}\n\n \t\r\n\n`),
-    crOnly: Buffer.from(`${req('a')}\r\n${req('b')}\r\n\r\n`)
+    crOnly: Buffer.from(`${req('a')}\r\n${req('b')}\r\n\r\n`),
+    // Refused by the validator (blank before a request), yet a plan of it still covers the file.
+    leadingBlank: Buffer.from(`\n \n${req('a')}\n${req('b')}\n`),
+    shortBomPrefix: Buffer.from([0xef, 0xbb, 0x0a, ...Buffer.from(`${req('a')}\n`)])
   }
   for (const [name, bytes] of Object.entries(cases)) {
     await put(store, `in/${name}`, bytes)
