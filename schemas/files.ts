@@ -9,6 +9,14 @@ export const PurposeSchema = Type.Union([
 export type Purpose = Static<typeof PurposeSchema>
 export const UPLOAD_PURPOSES: readonly Purpose[] = PurposeSchema.anyOf.map((literal) => literal.const)
 
+/**
+ * Purposes a stored file can have: the upload purposes, and `batch_output`, which only the
+ * batch engine writes (OpenAI refuses it on upload too), for a batch's output and error files.
+ */
+export const FilePurposeSchema = Type.Union([...PurposeSchema.anyOf, Type.Literal('batch_output')],
+  { description: 'The intended purpose of the file; `batch_output` for the results of a batch.' })
+export type FilePurpose = Static<typeof FilePurposeSchema>
+
 export const FILE_ID_PATTERN = '^file-[0-9A-HJKMNP-TV-Z]{26}$'
 
 /** OpenAI's `OpenAIFile`, plus `warnings` (non-fatal batch findings such as model_mismatch). */
@@ -19,7 +27,7 @@ export const FileObjectSchema = Type.Object({
   created_at: Type.Integer({ description: 'Unix time (seconds) of creation.' }),
   expires_at: Type.Union([Type.Integer(), Type.Null()], { description: 'Unix time (seconds) when the file expires, or null.' }),
   filename: Type.String(),
-  purpose: PurposeSchema,
+  purpose: FilePurposeSchema,
   status: Type.Literal('processed', { description: 'Deprecated by OpenAI; always `processed` here.' }),
   warnings: Type.Optional(Type.Array(BatchErrorSchema, {
     description: 'Non-fatal findings of batch validation (e.g. `model_mismatch` under BATCH_MODEL_POLICY=warn). Absent when there are none.'

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto'
+import { pipeline, Transform, type Readable } from 'node:stream'
 import { ERRORS } from '../errors.js'
 import { isFileId } from '../ids.js'
 import type { FileRecord, FileStore, ListFilesPage, ListFilesQuery, NewFileRecord } from '../metadata/file-store.js'
@@ -41,6 +43,13 @@ export interface FileService {
    * The id is minted here, at commit, so ids are in commit order (FileStore.insertNext).
    */
   commit: (file: NewFileRecord) => Promise<FileRecord>
+  /**
+   * Stores `body` under `file.storageKey` (complete or not at all, BlobStore.put) and
+   * commits it as a file, its bytes and sha256 counted on the way. If the body or the
+   * store fails nothing is stored; if the row cannot be written the object is removed
+   * (as `commit`). The batch engine's result files come this way.
+   */
+  commitStream: (file: Omit<NewFileRecord, 'bytes' | 'sha256'>, body: Readable, signal?: AbortSignal) => Promise<FileRecord>
   /** Deletes the project's live file (404 as `get`) and returns what was deleted. */
   delete: (project: string, id: string) => Promise<FileRecord>
   /** Deletes up to `limit` expired files of any project, rows first; safe on every replica at once. */
@@ -67,6 +76,19 @@ export function createFileService (deps: FileServiceDeps): FileService {
     return record
   }
 
+  async function commit (file: NewFileRecord): Promise<FileRecord> {
+    try {
+      return await fileStore.insertNext(file)
+    } catch (error) {
+      // The object is complete but has no row: remove it, so nothing half-done remains.
+      // Should the delete fail too (storage down as well), reconciliation removes the orphan.
+      await blobStore.delete(file.storageKey).catch((deleteError: unknown) => {
+        log.warn({ project: file.project, storageKey: file.storageKey, err: deleteError }, 'file not committed; its object could not be removed yet')
+      })
+      throw ERRORS.databaseUnavailable(error)
+    }
+  }
+
   return {
     get,
 
@@ -74,17 +96,21 @@ export function createFileService (deps: FileServiceDeps): FileService {
       return await fileStore.list({ ...query, now: nowSeconds() })
     },
 
-    async commit (file) {
-      try {
-        return await fileStore.insertNext(file)
-      } catch (error) {
-        // The object is complete but has no row: remove it, so nothing half-done remains.
-        // Should the delete fail too (storage down as well), reconciliation removes the orphan.
-        await blobStore.delete(file.storageKey).catch((deleteError: unknown) => {
-          log.warn({ project: file.project, storageKey: file.storageKey, err: deleteError }, 'file not committed; its object could not be removed yet')
-        })
-        throw ERRORS.databaseUnavailable(error)
-      }
+    commit,
+
+    async commitStream (file, body, signal) {
+      const hash = createHash('sha256')
+      const hashing = new Transform({
+        transform (chunk: Buffer, _encoding, done) {
+          hash.update(chunk)
+          done(null, chunk)
+        }
+      })
+      // pipeline, not pipe: a failing body fails the put (which then stores nothing), and a
+      // failing put destroys the body too, so its source (open part objects) is released.
+      const stored = pipeline(body, hashing, () => {})
+      const { bytes } = await blobStore.put(file.storageKey, stored, signal === undefined ? undefined : { signal })
+      return await commit({ ...file, bytes, sha256: hash.digest('hex') })
     },
 
     async delete (project, id) {

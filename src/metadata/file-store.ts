@@ -1,12 +1,12 @@
 import type { BatchError } from '../../schemas/batch-error.js'
-import type { Purpose } from '../../schemas/files.js'
+import type { FilePurpose } from '../../schemas/files.js'
 
 /** One stored file's metadata: the row behind a file object. */
 export interface FileRecord {
   id: string
   project: string
   filename: string
-  purpose: Purpose
+  purpose: FilePurpose
   bytes: number
   /** Unix seconds. */
   createdAt: number

@@ -1,6 +1,6 @@
 import { sql, type ColumnType, type Insertable, type Kysely, type Selectable, type Transaction } from 'kysely'
 import type { BatchError } from '../../schemas/batch-error.js'
-import type { Purpose } from '../../schemas/files.js'
+import type { FilePurpose } from '../../schemas/files.js'
 import { nextFileId } from '../ids.js'
 import type { FileRecord, FileStore, ListFilesPage, ListFilesQuery, NewFileRecord } from './file-store.js'
 import { migrateToLatest } from './migrations.js'
@@ -59,7 +59,7 @@ function rowToRecord (row: FileRow): FileRecord {
     project: row.project,
     filename: row.filename,
     // Only insert() writes this column, always from a FileRecord's Purpose.
-    purpose: row.purpose as Purpose,
+    purpose: row.purpose as FilePurpose,
     bytes: toNumber(row.bytes),
     createdAt: toNumber(row.created_at),
     expiresAt: row.expires_at === null ? null : toNumber(row.expires_at),
