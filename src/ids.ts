@@ -42,3 +42,12 @@ export const DEFAULT_STORAGE_PREFIX = 'files/'
 export function objectKeyFor (project: string, uploadId: string, prefix: string = DEFAULT_STORAGE_PREFIX): string {
   return `${prefix}${project}/${uploadId}`
 }
+
+/**
+ * Where the batch engine keeps per-chunk result parts, beside the file objects: no file
+ * row names them, so reconciliation leaves them to the batch engine, which knows which
+ * parts its chunks still need.
+ */
+export function batchPartsPrefix (prefix: string = DEFAULT_STORAGE_PREFIX): string {
+  return `${prefix}batch-parts/`
+}

@@ -1,7 +1,7 @@
 import { Buffer } from 'node:buffer'
 import { Readable } from 'node:stream'
 import type { FileService } from '../files/file-service.js'
-import { newUploadId, objectKeyFor } from '../ids.js'
+import { batchPartsPrefix, newUploadId, objectKeyFor } from '../ids.js'
 import type { FileRecord } from '../metadata/file-store.js'
 import type { BlobStore } from '../storage/blob-store.js'
 import type { Kysely } from 'kysely'
@@ -78,12 +78,12 @@ export const RESULT_KINDS: readonly ResultKind[] = ['output', 'error']
 /** Part objects live beside the files, not under them: no file row will ever name them. */
 export function partKey (prefix: string, batchId: string, seq: number, epoch: number, kind: ResultKind): string {
   // seq padded so a listing is in seq order; the epoch after it tells a zombie's part apart.
-  return `${prefix}batch-parts/${batchId}/${String(seq).padStart(10, '0')}-${epoch}.${kind}.jsonl`
+  return `${batchPartsPrefix(prefix)}${batchId}/${String(seq).padStart(10, '0')}-${epoch}.${kind}.jsonl`
 }
 
 /** The prefix of every part of one batch (listing, removal, the reconciler). */
 export function partsPrefix (prefix: string, batchId: string): string {
-  return `${prefix}batch-parts/${batchId}/`
+  return `${batchPartsPrefix(prefix)}${batchId}/`
 }
 
 export interface ResultFilesDeps {

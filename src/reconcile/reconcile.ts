@@ -1,6 +1,6 @@
 import type { FileRecord, FileStore } from '../metadata/file-store.js'
 import type { BlobInfo, BlobStore } from '../storage/blob-store.js'
-import { DEFAULT_STORAGE_PREFIX } from '../ids.js'
+import { batchPartsPrefix, DEFAULT_STORAGE_PREFIX } from '../ids.js'
 import { deploymentMarkerKey } from './deployment.js'
 import { mergeJoin } from './merge-join.js'
 
@@ -141,9 +141,11 @@ function summary (result: ReconcileResult): object {
   }
 }
 
+/** Our objects that files may name: not the deployment marker, not the batch engine's parts. */
 async function * objectsOf (store: BlobStore, prefix: string, marker: string): AsyncIterable<{ key: string, value: BlobInfo }> {
+  const parts = batchPartsPrefix(prefix)
   for await (const object of store.list(prefix)) {
-    if (object.key !== marker) yield { key: object.key, value: object }
+    if (object.key !== marker && !object.key.startsWith(parts)) yield { key: object.key, value: object }
   }
 }
 

@@ -17,6 +17,9 @@ t.test('reconcile removes orphan objects, dangling rows and stale temp files, an
 
   const orphanKey = 'files/project-a/file-01J0000000000000000000ORPH'
   await blobStore.put(orphanKey, Readable.from([Buffer.from('orphan')]))
+  // A batch's result part: no row names it, and it is the batch engine's, not an orphan.
+  const partKey = 'files/batch-parts/batch_1/0000000000-1.output.jsonl'
+  await blobStore.put(partKey, Readable.from([Buffer.from('{}\n')]))
   const dangling: FileRecord = {
     id: 'file-01J000000000000000000DANG', project: 'project-b', filename: 'gone.jsonl', purpose: 'batch', bytes: 3,
     createdAt: 1, expiresAt: null, requestCount: 1, sha256: 'f'.repeat(64), storageKey: 'files/project-b/file-01J000000000000000000DANG', warnings: []
@@ -43,7 +46,7 @@ t.test('reconcile removes orphan objects, dangling rows and stale temp files, an
   t.same(result.orphanObjects, [orphanKey])
   t.same(result.danglingRows, [dangling.id])
   t.equal(result.scannedObjects, 2)
-  t.same((await listBlobs(server.dataDir)), [`${await objectKeyOf(server.app, kept)}:4`], 'only the real file remains')
+  t.same((await listBlobs(server.dataDir)), [`${partKey}:3`, `${await objectKeyOf(server.app, kept)}:4`].sort(), 'only the real file and the batch part remain')
   t.equal(await fileStore.get('project-b', dangling.id, 0), null, 'the dangling row is gone')
   t.same((await fileStore.get('project-a', kept, 0))?.id, kept, 'the real row remains')
   const again = await reconcile({ fileStore, blobStore, now: () => Date.now() + 1000, graceMs: 0, maxRemovals: 100, log: silent })
