@@ -2,21 +2,11 @@ import t from 'tap'
 import { admitRetry, backoffDelay, decide, newBudget, parseRetryAfter, recordSuccess, RetryBudgets } from '../../src/batches/retry-policy.js'
 import type { BudgetOptions, Random } from '../../src/batches/retry-policy.js'
 import type { UpstreamOutcome } from '../../src/batches/upstream-client.js'
+import { seededRandom } from '../helpers/seeded-random.js'
 
 const NOW = Date.UTC(2026, 0, 1, 12, 0, 0)
 const HOUR = 3_600_000
 const half: Random = () => 0.5
-
-/** mulberry32: a seeded source, so the jitter test sees the same numbers on every run. */
-function seeded (seed: number): Random {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let x = Math.imul(a ^ (a >>> 15), 1 | a)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 function response (status: number, retryAfter: string | null = null): UpstreamOutcome {
   return { kind: 'response', status, requestId: 'req_1', retryAfter, body: {}, bodyIsJson: true }
@@ -61,7 +51,7 @@ t.test('exponential backoff with full jitter, capped', async (t) => {
   t.same([0, 1, 2, 3, 4, 5, 6, 60].map((a) => backoffDelay(a, () => 0.999999, options)),
     [999, 1_999, 3_999, 7_999, 15_999, 29_999, 29_999, 29_999], 'the ceiling doubles up to the cap')
   t.equal(backoffDelay(3, () => 0, options), 0, 'full jitter reaches zero')
-  const random = seeded(42)
+  const random = seededRandom(42)
   for (let attempt = 0; attempt < 8; attempt++) {
     const ceiling = Math.min(30_000, 1_000 * 2 ** attempt)
     const samples = Array.from({ length: 2_000 }, () => backoffDelay(attempt, random, options))

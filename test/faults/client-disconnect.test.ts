@@ -8,6 +8,7 @@ import { BOUNDARY } from '../helpers/multipart.js'
 import { startServiceProcess } from '../helpers/process.js'
 import { batchFileOf } from './helpers/batch.js'
 import { multipartBytes, openRaw, rawUpload, uploadHead, uploadsCounted, waitForUploadsCounted } from './helpers/raw-http.js'
+import { seededRandom } from '../helpers/seeded-random.js'
 
 /*
  * Clients vanishing mid-upload, at 40 byte offsets: fixed ones at the places a parser
@@ -21,17 +22,6 @@ import { multipartBytes, openRaw, rawUpload, uploadHead, uploadsCounted, waitFor
 
 const CUTS = 40
 const RSS_TOLERANCE_BYTES = 30 * 1024 * 1024
-
-/** mulberry32: a tiny seeded PRNG, so a failing offset can be replayed. */
-function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let x = Math.imul(a ^ (a >>> 15), 1 | a)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const body = await multipartBytes([
   { name: 'purpose', value: 'batch' },
@@ -68,7 +58,7 @@ function cutOffsets (seed: number): Array<{ at: number, where: string }> {
     { at: closing + 10, where: 'inside the closing boundary' },
     { at: body.length - 4, where: 'just before the closing --' }
   ]
-  const random = prng(seed)
+  const random = seededRandom(seed)
   const offsets = [...fixed]
   while (offsets.length < CUTS) offsets.push({ at: 1 + Math.floor(random() * (body.length - 5)), where: 'at random' })
   return offsets
