@@ -1,8 +1,24 @@
+import type { Expression, ExpressionBuilder, SqlBool } from 'kysely'
+import type { BatchDatabase } from './tables.js'
+
 /** What a claimer holds: the chunk and the epoch its claim wrote. Every write of the chunk's work carries it. */
 export interface Lease {
   batchId: string
   seq: number
   epoch: number
+}
+
+/**
+ * The fence: the chunk row `lease` still holds (its epoch, still leased). Every write of
+ * leased work carries it in its WHERE, so a holder whose lease was taken over changes nothing.
+ */
+export function heldBy (lease: Lease) {
+  return (eb: ExpressionBuilder<BatchDatabase, 'batch_chunks'>): Expression<SqlBool> => eb.and([
+    eb('batch_id', '=', lease.batchId),
+    eb('seq', '=', lease.seq),
+    eb('lease_epoch', '=', lease.epoch),
+    eb('state', '=', 'leased')
+  ])
 }
 
 /**

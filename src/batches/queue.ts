@@ -62,7 +62,7 @@
 import { sql, type Kysely } from 'kysely'
 import { dbNowMs } from './db-clock.js'
 import { claimChunks } from './claim.js'
-import { LeaseLostError, type ClaimedChunk, type Lease, type PlannedChunk } from './lease.js'
+import { heldBy, LeaseLostError, type ClaimedChunk, type Lease, type PlannedChunk } from './lease.js'
 import { toNumber, type BatchDatabase, type Dialect } from './tables.js'
 
 export type { ClaimedChunk, PlannedChunk } from './lease.js'
@@ -126,10 +126,7 @@ export function createBatchQueue (db: Kysely<BatchDatabase>, dialect: Dialect): 
     const row = await db
       .updateTable('batch_chunks')
       .set((eb) => ({ state: 'queued', lease_owner: null, lease_expires_at_ms: null, not_before_ms: eb(now, '+', delayMs) }))
-      .where('batch_id', '=', lease.batchId)
-      .where('seq', '=', lease.seq)
-      .where('lease_epoch', '=', lease.epoch)
-      .where('state', '=', 'leased')
+      .where(heldBy(lease))
       .returning('seq')
       .executeTakeFirst()
     if (row === undefined) throw new LeaseLostError(lease, action)
@@ -169,10 +166,7 @@ export function createBatchQueue (db: Kysely<BatchDatabase>, dialect: Dialect): 
       const row = await db
         .updateTable('batch_chunks')
         .set((eb) => ({ lease_expires_at_ms: eb(now, '+', ttlMs) }))
-        .where('batch_id', '=', lease.batchId)
-        .where('seq', '=', lease.seq)
-        .where('lease_epoch', '=', lease.epoch)
-        .where('state', '=', 'leased')
+        .where(heldBy(lease))
         .returning('lease_expires_at_ms')
         .executeTakeFirst()
       if (row?.lease_expires_at_ms == null) throw new LeaseLostError(lease, 'renew')
@@ -186,10 +180,7 @@ export function createBatchQueue (db: Kysely<BatchDatabase>, dialect: Dialect): 
         const row = await trx
           .updateTable('batch_chunks')
           .set({ state: 'done', lease_owner: null, lease_expires_at_ms: null, done_at_ms: now })
-          .where('batch_id', '=', lease.batchId)
-          .where('seq', '=', lease.seq)
-          .where('lease_epoch', '=', lease.epoch)
-          .where('state', '=', 'leased')
+          .where(heldBy(lease))
           .returning('done_at_ms')
           .executeTakeFirst()
         if (row?.done_at_ms == null) throw new LeaseLostError(lease, 'complete')

@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely'
-import { LeaseLostError, type Lease } from './lease.js'
+import { heldBy, LeaseLostError, type Lease } from './lease.js'
 import { toNumber, type BatchDatabase, type Dialect } from './tables.js'
 
 /** `output` goes to the output file (a 2xx), `error` to the error file. */
@@ -72,8 +72,7 @@ export function createBatchResults (db: Kysely<BatchDatabase>, dialect: Dialect)
       // Nothing inserted: the line had a result already, or the fence refused. Which one
       // only decides what the holder is told; nothing was written either way.
       const held = await db.selectFrom('batch_chunks').select('seq')
-        .where('batch_id', '=', lease.batchId).where('seq', '=', lease.seq).where('lease_epoch', '=', lease.epoch)
-        .where('state', '=', 'leased').where('line_start', '<=', r.line).where('line_end', '>', r.line)
+        .where(heldBy(lease)).where('line_start', '<=', r.line).where('line_end', '>', r.line)
         .executeTakeFirst()
       if (held === undefined) throw new LeaseLostError(lease, `record of line ${r.line}`)
       return 'duplicate'
