@@ -9,14 +9,13 @@ import { once } from 'node:events'
 import { createWriteStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import path from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { loadConfig } from '../../src/config.js'
 import { replicaMemoryBound } from '../../src/upload/memory-bound.js'
-import { tinyBatch } from './data.js'
 import type { Log } from './figures-transfer.js'
 import { deleteFile, upload } from './http.js'
 import type { Figure } from './report.js'
-import { resetPeakRss, rssOf, sampleRss, startServer, type ServerOptions } from './server.js'
+import { peakRssDuring } from './figures-service.js'
+import { startServer, type ServerOptions } from './server.js'
 
 const MiB = 2 ** 20
 const UPLOADS = 4
@@ -66,14 +65,7 @@ export async function memoryBoundFigures (serverOptions: ServerOptions, dataDir:
     log(`memory bound run ${run + 1}/${runs}: ${UPLOADS} worst-case uploads at once`)
     const server = await startServer({ ...serverOptions, env: { ...serverOptions.env, ...env } })
     try {
-      await deleteFile(server.url, (await upload(server.url, tinyBatch(0), 'batch')).id)
-      await sleep(1000)
-      const before = (await rssOf(server.pid)).rss
-      const hwmReset = await resetPeakRss(server.pid)
-      const sampler = sampleRss(server.pid)
-      const stored = await Promise.all(files.map(async (file) => await upload(server.url, file, 'batch')))
-      const sampled = await sampler.stop()
-      const peak = hwmReset ? Math.max(sampled, (await rssOf(server.pid)).hwm) : sampled
+      const { before, peak, result: stored } = await peakRssDuring(server, async () => await Promise.all(files.map(async (file) => await upload(server.url, file, 'batch'))))
       for (const file of stored) await deleteFile(server.url, file.id)
       growth.push((peak - before) / MiB)
       ratios.push((peak - before) / bound)
@@ -84,7 +76,7 @@ export async function memoryBoundFigures (serverOptions: ServerOptions, dataDir:
   const defaults = loadConfig({})
   return [{
     group: `worst-case memory formula (fs; ${UPLOADS} uploads of ${SHORT_LINES} distinct ids + ${LONG_LINES} lines of ${LINE_BYTES / MiB} MiB of nested arrays)`,
-    name: 'peak RSS growth vs the formula\'s bound (README "Memory")',
+    name: 'peak RSS growth vs the formula\'s bound (docs/operations.md, "Memory")',
     unit: 'MiB',
     values: growth,
     baseline: { name: 'bound', values: growth.map(() => bound / MiB) },

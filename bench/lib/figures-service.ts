@@ -19,6 +19,23 @@ const MiB = 2 ** 20
  * VmRSS polled every 50 ms. A tiny upload first loads multipart, the validator and the
  * store, so "idle" is a server that has served, as in production.
  */
+
+/**
+ * The RSS of a warmed-up, settled server before `work`, and its peak during it: the
+ * kernel's high-water mark where it can be reset, else what sampling saw.
+ */
+export async function peakRssDuring<T> (server: RunningServer, work: () => Promise<T>): Promise<{ before: number, peak: number, result: T }> {
+  await deleteFile(server.url, (await upload(server.url, tinyBatch(0), 'batch')).id)
+  await sleep(1000)
+  const before = (await rssOf(server.pid)).rss
+  const hwmReset = await resetPeakRss(server.pid)
+  const sampler = sampleRss(server.pid)
+  const result = await work()
+  const sampled = await sampler.stop()
+  const peak = hwmReset ? Math.max(sampled, (await rssOf(server.pid)).hwm) : sampled
+  return { before, peak, result }
+}
+
 export async function memoryFigures (serverOptions: ServerOptions, files: DataFile[], runs: number, log: Log): Promise<Figure[]> {
   const figures: Figure[] = []
   for (const file of files) {
@@ -29,14 +46,7 @@ export async function memoryFigures (serverOptions: ServerOptions, files: DataFi
       log(`memory ${sizeMiB} MiB run ${run + 1}/${runs}`)
       const server = await startServer(serverOptions)
       try {
-        await deleteFile(server.url, (await upload(server.url, tinyBatch(0), 'batch')).id)
-        await sleep(1000)
-        const before = (await rssOf(server.pid)).rss
-        const hwmReset = await resetPeakRss(server.pid)
-        const sampler = sampleRss(server.pid)
-        await upload(server.url, file.path, 'batch')
-        const sampled = await sampler.stop()
-        const peak = hwmReset ? Math.max(sampled, (await rssOf(server.pid)).hwm) : sampled
+        const { before, peak } = await peakRssDuring(server, async () => await upload(server.url, file.path, 'batch'))
         idle.push(before / MiB)
         growth.push((peak - before) / MiB)
       } finally {
