@@ -70,6 +70,26 @@ export const ConfigSchema = Type.Object({
     default: 'files/',
     description: 'Key prefix of every object the service writes (ends with `/`); reconciliation and the abort sweep touch nothing outside it, so a bucket may be shared.'
   }),
+  UPSTREAM_BASE_URL: Type.Optional(Type.String({
+    pattern: '^https?://',
+    description: 'OpenAI-compatible base URL batches run against (`http://vllm:8000/v1`); unset and no UPSTREAM_MODELS: creating a batch is refused.'
+  })),
+  UPSTREAM_API_KEY: Type.Optional(Type.String({ minLength: 1, secret: true, description: 'Bearer key sent to the upstream(s). A secret: never logged.' })),
+  UPSTREAM_MODELS: Type.Optional(Type.String({
+    minLength: 1,
+    description: 'Comma-separated `model=baseUrl` pairs for deployments where each server serves one model; UPSTREAM_BASE_URL, when set, serves the other models.'
+  })),
+  UPSTREAM_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 10000, description: 'Longest wait for a TCP connection to an upstream; then the request is retried.' }),
+  UPSTREAM_HEADERS_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 600000, description: 'Longest an upstream may take to start answering one request; then the request is retried.' }),
+  UPSTREAM_BODY_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 120000, description: 'Longest silence inside an upstream answer; then the request is retried.' }),
+  UPSTREAM_MAX_RESPONSE_BYTES: ByteCount(16 * MiB, 'Largest upstream answer kept; a larger one is a final error for its line.'),
+  BATCH_WORKER: Type.Boolean({ default: true, description: 'Run batches in this replica; `false` for API-only replicas (they still create, list and cancel batches).' }),
+  BATCH_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 10000, default: 64, description: 'Upstream requests one replica has in flight at most (a crash re-sends at most these).' }),
+  BATCH_CHUNK_LINES: Type.Integer({ minimum: 1, maximum: 100000, default: 100, description: 'Request lines per queued chunk: the unit replicas lease and hand back.' }),
+  BATCH_LEASE_TTL_MS: Type.Integer({ minimum: 1000, default: 30000, description: 'A chunk lease lapses this long after its last heartbeat; a killed replica\'s chunks are taken over then.' }),
+  BATCH_POLL_INTERVAL_MS: Type.Integer({ minimum: 10, default: 1000, description: 'How often an idle worker looks for work, and how soon a cancel is seen.' }),
+  BATCH_RETRY_BASE_MS: Type.Integer({ minimum: 1, default: 500, description: 'First retry backoff (full jitter, doubling per attempt) for 408, 5xx and connection errors.' }),
+  BATCH_RETRY_MAX_MS: Type.Integer({ minimum: 1, default: 60000, description: 'Longest backoff between two tries of one line; lines are retried until the batch expires.' }),
   SQLITE_PATH: Type.Optional(Type.String({ minLength: 1, description: 'SQLite database file; default DATA_DIR/files.db.' })),
   // The PostgreSQL store checks the rest of the URL itself, naming the variable, never its value.
   DATABASE_URL: Type.Optional(Type.String({

@@ -4,6 +4,7 @@ import path from 'node:path'
 import { describeConnectionString } from './metadata/postgres-file-store.js'
 import type { BlobStoreConfig } from './storage/create-blob-store.js'
 import type { BatchValidatorOptions } from './jsonl/batch-validator.js'
+import { singleUpstream, upstreamsByModel, type UpstreamMap } from './batches/upstream-url.js'
 
 export class ConfigError extends Error {
   constructor (message: string) {
@@ -73,6 +74,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   if (config.RECONCILE_INTERVAL_MS > 0 && config.RECONCILE_GRACE_MS <= config.UPLOAD_MAX_DURATION_MS) {
     throw new ConfigError(`invalid configuration: RECONCILE_GRACE_MS (${config.RECONCILE_GRACE_MS}) must exceed UPLOAD_MAX_DURATION_MS (${config.UPLOAD_MAX_DURATION_MS}), or reconciliation would abort uploads still running; or set RECONCILE_INTERVAL_MS=0`)
   }
+  // Checked at start-up, not at the first batch: a typo must stop the replica.
+  upstreamMap(config)
   return config
 }
 
@@ -120,5 +123,29 @@ export function batchValidatorOptions (config: Config): BatchValidatorOptions {
     maxLineBytes: config.BATCH_MAX_LINE_BYTES,
     allowedUrls: allowedBatchUrls(config),
     modelPolicy: config.BATCH_MODEL_POLICY
+  }
+}
+
+/**
+ * The upstreams batches run against, or null when none is set (creating a batch is then
+ * refused, naming UPSTREAM_BASE_URL). UPSTREAM_MODELS routes models to their own servers,
+ * UPSTREAM_BASE_URL serves the rest. A malformed value is a ConfigError naming the variable.
+ */
+export function upstreamMap (config: Config): UpstreamMap | null {
+  const fallback = config.UPSTREAM_BASE_URL
+  try {
+    if (config.UPSTREAM_MODELS === undefined) return fallback === undefined ? null : singleUpstream(fallback)
+    const models: Record<string, string> = {}
+    for (const pair of config.UPSTREAM_MODELS.split(',').map((p) => p.trim()).filter((p) => p !== '')) {
+      const eq = pair.indexOf('=')
+      const model = eq < 0 ? '' : pair.slice(0, eq).trim()
+      if (model === '') throw new Error(`UPSTREAM_MODELS entry ${JSON.stringify(pair)} is not model=baseUrl`)
+      if (Object.hasOwn(models, model)) throw new Error(`UPSTREAM_MODELS names ${JSON.stringify(model)} twice`)
+      models[model] = pair.slice(eq + 1).trim()
+    }
+    return upstreamsByModel(models, fallback)
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error)
+    throw new ConfigError(`invalid configuration: ${message.startsWith('UPSTREAM') ? message : `UPSTREAM_BASE_URL/UPSTREAM_MODELS: ${message}`}`)
   }
 }

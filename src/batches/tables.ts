@@ -43,6 +43,9 @@ export interface BatchesTable {
   error_file_id: TextNull
   /** JSON of OpenAI's `errors` object ({object: 'list', data: [...]}), or null. */
   errors: TextNull
+  /** The replica planning or finalizing the batch (migration 0006), and until when (ms, database clock). */
+  worker_owner: TextNull
+  worker_expires_at_ms: Int8Null
 }
 
 /** The `batch_chunks` table: the queue. */

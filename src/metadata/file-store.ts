@@ -1,5 +1,7 @@
 import type { BatchError } from '../../schemas/batch-error.js'
 import type { FilePurpose } from '../../schemas/files.js'
+import type { Kysely } from 'kysely'
+import type { BatchDatabase, Dialect } from '../batches/tables.js'
 
 /** One stored file's metadata: the row behind a file object. */
 export interface FileRecord {
@@ -47,7 +49,12 @@ export interface ListFilesPage {
  * Every read is scoped to a project; a file of another project does not exist.
  */
 export interface FileStore {
-  readonly dialect: string
+  readonly dialect: Dialect
+  /**
+   * The batch engine's tables in the same database (migration 0003 and later): the queue
+   * shares the files' connection pool and transactions' isolation.
+   */
+  readonly batchDb: Kysely<BatchDatabase>
   /** Creates tables and indexes; safe to call on every start. */
   migrate (): Promise<void>
   /** Inserts a row under the id it already has (copies, tests); uploads use insertNext. */

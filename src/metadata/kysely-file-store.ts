@@ -3,6 +3,7 @@ import type { BatchError } from '../../schemas/batch-error.js'
 import type { FilePurpose } from '../../schemas/files.js'
 import { nextFileId } from '../ids.js'
 import type { FileRecord, FileStore, ListFilesPage, ListFilesQuery, NewFileRecord } from './file-store.js'
+import type { BatchDatabase, Dialect } from '../batches/tables.js'
 import { migrateToLatest } from './migrations.js'
 
 /**
@@ -44,7 +45,7 @@ type NewFileRow = Insertable<FilesTable>
 
 export interface KyselyFileStoreOptions {
   /** Reported as FileStore.dialect, e.g. 'sqlite' or 'postgres'. */
-  dialect: string
+  dialect: Dialect
   /** Releases what the caller opened beside Kysely; runs after the Kysely instance is destroyed. */
   onClose?: () => Promise<void>
 }
@@ -150,6 +151,8 @@ export function createKyselyFileStore (db: Kysely<Database>, opts: KyselyFileSto
 
   return {
     dialect: opts.dialect,
+    // One Kysely instance on one pool; only the table types differ.
+    batchDb: db as unknown as Kysely<BatchDatabase>,
 
     async migrate () {
       await migrateToLatest(db)

@@ -88,6 +88,15 @@ const migrations: Record<string, Migration> = {
       if (!(db.getExecutor().adapter instanceof PostgresAdapter)) return
       await sql`create index files_storage_key_c_idx on files (storage_key collate "C")`.execute(db)
     }
+  },
+  '0006_batch_worker_lease': {
+    // The batch-level work (planning a validating batch, finalizing a finished or cancelled
+    // one) is leased like a chunk: one replica does it at a time, and a killed replica's
+    // lease lapses for another to take (src/batches/batch-tasks.ts).
+    async up (db: Kysely<unknown>): Promise<void> {
+      await db.schema.alterTable('batches').addColumn('worker_owner', 'text').execute()
+      await db.schema.alterTable('batches').addColumn('worker_expires_at_ms', 'bigint').execute()
+    }
   }
 }
 
