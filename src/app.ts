@@ -2,6 +2,7 @@ import type { Server } from 'node:http'
 import Fastify, { type FastifyHttpOptions, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Config } from '../schemas/config.js'
 import authPlugin from '../plugins/auth.js'
+import batchWorkerPlugin from '../plugins/batch-worker.js'
 import corsPlugin from '../plugins/cors.js'
 import errorsPlugin, { frameworkErrorHandler } from '../plugins/errors.js'
 import filesPlugin from '../plugins/files.js'
@@ -19,7 +20,8 @@ import securityHeadersPlugin from '../plugins/security-headers.js'
 import storagePlugin from '../plugins/storage.js'
 import sweeperPlugin from '../plugins/sweeper.js'
 import type { ApiKeyTable } from './api-keys.js'
-import { batchValidatorOptions, blobStoreOptions, describeDeployment } from './config.js'
+import { batchValidatorOptions, blobStoreOptions, describeDeployment, upstreamMap } from './config.js'
+import type { UpstreamClients } from './batches/upstream-client.js'
 import { clientErrorHandler } from './http/client-error.js'
 import { packageVersion } from './version.js'
 import type { FileStore } from './metadata/file-store.js'
@@ -39,6 +41,8 @@ export interface BuildAppOptions {
   /** Hand in ready drivers (tests); otherwise they are built from `config` and owned by the app. */
   blobStore?: BlobStore
   fileStore?: FileStore
+  /** Hand in the batch engine's upstream clients (tests); otherwise made from `config`. */
+  upstreamClients?: UpstreamClients
   /** Clock in milliseconds (tests control expiry with it). */
   now?: () => number
   /** Pino logger options (tests hand in a stream), or false; the level defaults to LOG_LEVEL, the redaction always applies. */
@@ -155,6 +159,31 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
     maxRemovals: config.RECONCILE_MAX_REMOVALS,
     now: Date.now,
     ...describeDeployment(config)
+  })
+  const upstreams = upstreamMap(config)
+  await app.register(batchWorkerPlugin, {
+    enabled: config.BATCH_WORKER,
+    upstreams,
+    engine: {
+      concurrency: config.BATCH_CONCURRENCY,
+      chunkLines: config.BATCH_CHUNK_LINES,
+      // A chunk is read with one ranged read; this keeps that read small whatever the lines' size.
+      chunkBytes: 8 * 1024 * 1024,
+      leaseTtlMs: config.BATCH_LEASE_TTL_MS,
+      pollIntervalMs: config.BATCH_POLL_INTERVAL_MS,
+      maxLineBytes: config.BATCH_MAX_LINE_BYTES,
+      backoff: { baseMs: config.BATCH_RETRY_BASE_MS, capMs: config.BATCH_RETRY_MAX_MS }
+    },
+    client: {
+      ...(config.UPSTREAM_API_KEY === undefined ? {} : { apiKey: config.UPSTREAM_API_KEY }),
+      connectTimeoutMs: config.UPSTREAM_CONNECT_TIMEOUT_MS,
+      headersTimeoutMs: config.UPSTREAM_HEADERS_TIMEOUT_MS,
+      bodyTimeoutMs: config.UPSTREAM_BODY_TIMEOUT_MS,
+      maxResponseBytes: config.UPSTREAM_MAX_RESPONSE_BYTES
+    },
+    storagePrefix: config.STORAGE_PREFIX,
+    now,
+    ...(options.upstreamClients === undefined ? {} : { clients: options.upstreamClients })
   })
   const quota = createQuotaGuard({ maxFiles: config.PROJECT_MAX_FILES, maxBytes: config.PROJECT_MAX_BYTES }, { fileStore: app.fileStore, now })
   await app.register(healthRoutes)

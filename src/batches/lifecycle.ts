@@ -69,7 +69,7 @@ export interface TransitionResult {
  * timestamp. Returns null when refused (not found, another project's, or not allowed
  * from its current status); the caller re-reads the batch to answer.
  */
-export async function transitionBatch (db: Kysely<BatchDatabase>, dialect: Dialect, target: { id: string, project?: string },
+export async function transitionBatch (db: Kysely<BatchDatabase>, dialect: Dialect, target: { id: string, project?: string, workerOwner?: string },
   to: BatchStatus, fields: TransitionFields = {}): Promise<TransitionResult | null> {
   if (to === 'validating') throw new RangeError('a batch is created validating; it never returns to it')
   const from = ALLOWED_FROM[to]
@@ -81,6 +81,9 @@ export async function transitionBatch (db: Kysely<BatchDatabase>, dialect: Diale
     .where('id', '=', target.id)
     .where('status', 'in', [...from])
   if (target.project !== undefined) update = update.where('project', '=', target.project)
+  // The batch-level lease (batch-tasks.ts): a planner or finalizer whose lease another
+  // replica took over changes nothing.
+  if (target.workerOwner !== undefined) update = update.where('worker_owner', '=', target.workerOwner)
   if (fields.errors !== undefined) update = update.set({ errors: fields.errors })
   if (fields.outputFileId !== undefined) update = update.set({ output_file_id: fields.outputFileId })
   if (fields.errorFileId !== undefined) update = update.set({ error_file_id: fields.errorFileId })

@@ -105,21 +105,28 @@ export interface PartCounts { output: number, error: number }
 export async function writeChunkParts (deps: ResultFilesDeps, lease: Lease, signal?: AbortSignal): Promise<PartCounts> {
   const counts: PartCounts = { output: 0, error: 0 }
   for (const kind of RESULT_KINDS) {
-    const pages = async function * (): AsyncGenerator<Buffer> {
-      let after = 0
-      for (;;) {
-        const page = await deps.results.page(lease.batchId, lease.seq, kind, after, PAGE)
-        if (page.length === 0) return
-        counts[kind] += page.length
-        after = page[page.length - 1]!.line
-        yield Buffer.from(page.map((r) => r.result + '\n').join(''))
-        if (page.length < PAGE) return
+    const counted = async function * (): AsyncGenerator<Buffer> {
+      for await (const page of resultPages(deps.results, lease.batchId, lease.seq, kind)) {
+        counts[kind] += page.lines
+        yield page
       }
     }
     const key = partKey(deps.storagePrefix, lease.batchId, lease.seq, lease.epoch, kind)
-    await deps.blobStore.put(key, Readable.from(pages()), { contentType: 'application/jsonl', ...(signal === undefined ? {} : { signal }) })
+    await deps.blobStore.put(key, Readable.from(counted()), { contentType: 'application/jsonl', ...(signal === undefined ? {} : { signal }) })
   }
   return counts
+}
+
+/** A chunk's recorded results of one kind as JSONL, a page at a time, in line order. */
+async function * resultPages (results: BatchResults, batchId: string, seq: number, kind: ResultKind): AsyncGenerator<Buffer & { lines: number }> {
+  let after = 0
+  for (;;) {
+    const page = await results.page(batchId, seq, kind, after, PAGE)
+    if (page.length === 0) return
+    after = page[page.length - 1]!.line
+    yield Object.assign(Buffer.from(page.map((r) => r.result + '\n').join('')), { lines: page.length })
+    if (page.length < PAGE) return
+  }
 }
 
 /** A done chunk as finalize needs it: where its parts are and how many lines each holds. */
@@ -129,6 +136,12 @@ export interface DoneChunk {
   epoch: number
   outputLines: number
   errorLines: number
+  /**
+   * A chunk of a cancelled batch that was never completed (batch-tasks.ts seals it): it
+   * has no parts; its results are the rows recorded before the cancel, read from the
+   * database in line order.
+   */
+  sealed?: boolean
 }
 
 export interface FinalizeInput {
@@ -183,6 +196,10 @@ async function commitKind (deps: ResultFilesDeps, input: FinalizeInput, chunks: 
   const signal = input.signal
   const concatenated = async function * (): AsyncGenerator<Buffer> {
     for (const c of chunks) {
+      if (c.sealed === true) {
+        yield * resultPages(deps.results, input.batchId, c.seq, kind)
+        continue
+      }
       const { body } = await blobStore.get(partKey(deps.storagePrefix, input.batchId, c.seq, c.epoch, kind), signal === undefined ? undefined : { signal })
       // One part open at a time, read as it is written out.
       for await (const piece of body as AsyncIterable<Buffer>) yield piece
@@ -201,19 +218,32 @@ async function commitKind (deps: ResultFilesDeps, input: FinalizeInput, chunks: 
   }, Readable.from(concatenated()), signal)
 }
 
-/** The batch's chunks with their final epochs and line counts; throws unless every chunk is done. */
+/**
+ * The batch's chunks with their final epochs and line counts; throws unless every chunk
+ * is done or sealed (a sealed chunk's counts are those of its recorded rows).
+ */
 export async function doneChunks (db: Kysely<BatchDatabase>, batchId: string): Promise<DoneChunk[]> {
   const rows = await db.selectFrom('batch_chunks').select(['seq', 'state', 'lease_epoch', 'output_lines', 'error_lines'])
     .where('batch_id', '=', batchId).orderBy('seq').execute()
+  const sealedCounts = new Map<string, number>()
+  if (rows.some((row) => row.state === 'sealed')) {
+    const counted = await db.selectFrom('batch_results').select((eb) => ['seq', 'kind', eb.fn.countAll<number | string>().as('n')])
+      .where('batch_id', '=', batchId).groupBy(['seq', 'kind']).execute()
+    for (const c of counted) sealedCounts.set(`${c.seq}.${c.kind}`, toNumber(c.n))
+  }
   return rows.map((row) => {
+    if (row.state === 'sealed') {
+      return { seq: row.seq, epoch: toNumber(row.lease_epoch), outputLines: sealedCounts.get(`${row.seq}.output`) ?? 0, errorLines: sealedCounts.get(`${row.seq}.error`) ?? 0, sealed: true }
+    }
     if (row.state !== 'done') throw new Error(`chunk ${row.seq} of ${batchId} is ${row.state}, not done`)
     return { seq: row.seq, epoch: toNumber(row.lease_epoch), outputLines: toNumberOrNull(row.output_lines) ?? 0, errorLines: toNumberOrNull(row.error_lines) ?? 0 }
   })
 }
 
 /** Removes the parts of the given chunks (both kinds). Removing a missing part is not an error. */
-export async function removeParts (store: BlobStore, chunks: ReadonlyArray<{ seq: number, epoch: number }>, prefix: string, batchId: string): Promise<void> {
+export async function removeParts (store: BlobStore, chunks: ReadonlyArray<{ seq: number, epoch: number, sealed?: boolean }>, prefix: string, batchId: string): Promise<void> {
   for (const c of chunks) {
+    if (c.sealed === true) continue
     for (const kind of RESULT_KINDS) await store.delete(partKey(prefix, batchId, c.seq, c.epoch, kind))
   }
 }

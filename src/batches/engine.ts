@@ -1,0 +1,271 @@
+import { hostname } from 'node:os'
+import { ulid } from 'ulid'
+import type { FileService } from '../files/file-service.js'
+import { ApiError } from '../errors.js'
+import type { BlobStore } from '../storage/blob-store.js'
+import { createBatchTasks, type BatchTasks } from './batch-tasks.js'
+import { ChunkRun, type ChunkBatch, type EngineObserver } from './chunk-run.js'
+import { LeaseLostError, type ClaimedChunk } from './lease.js'
+import { transitionBatch } from './lifecycle.js'
+import { createBatchQueue, type BatchQueue } from './queue.js'
+import { RequestSlots } from './request-slots.js'
+import type { ResultFilesDeps } from './result-files.js'
+import { createBatchResults } from './results.js'
+import { RetryBudgets, type BackoffOptions, type Random } from './retry-policy.js'
+import { toNumber, type BatchDatabase, type Dialect } from './tables.js'
+import type { UpstreamClients } from './upstream-client.js'
+import type { UpstreamMap } from './upstream-url.js'
+import type { Kysely } from 'kysely'
+
+/**
+ * The batch worker of one replica (issue 10 items 3, 6, 7): plain code that a plugin
+ * starts and stops with the app, and that could run in a process of its own.
+ *
+ * One loop, woken by its timer (BATCH_POLL_INTERVAL_MS), by a chunk run ending and by
+ * `wake()` (a batch created here):
+ * - batch-level work that is due (batch-tasks.ts: plan, finalize, finish a cancel);
+ * - claim chunks while the lines in hand are fewer than twice BATCH_CONCURRENCY: enough
+ *   queued behind the requests in flight to keep every slot busy, few enough that a
+ *   replica never sits on work another could run, and that the lines held in memory
+ *   stay bounded during an outage (lines waiting to retry count as in hand);
+ * - run each claimed chunk (chunk-run.ts); one RequestSlots bounds the requests in flight
+ *   across all of them.
+ * Two timers beside it: the heartbeat renews every held lease each third of its ttl (a
+ * renewal refused stops that chunk's run: lease lost), and the status watch reads the
+ * held batches' status every poll interval, so a cancel stops their runs within about
+ * a second. `stop()` stops claiming, aborts requests in flight and hands every lease
+ * back at once; a killed replica's leases lapse after BATCH_LEASE_TTL_MS instead.
+ */
+
+export interface BatchEngineOptions {
+  /** This replica's name in leases; unique per process. */
+  owner?: string
+  concurrency: number
+  chunkLines: number
+  chunkBytes: number
+  leaseTtlMs: number
+  pollIntervalMs: number
+  maxLineBytes: number
+  backoff: BackoffOptions
+}
+
+export interface BatchEngineDeps {
+  db: Kysely<BatchDatabase>
+  dialect: Dialect
+  blobStore: BlobStore
+  fileService: FileService
+  /** Null: no upstream configured; batch-level work still runs, no chunk is claimed. */
+  upstreams: UpstreamMap | null
+  clients: UpstreamClients
+  storagePrefix: string
+  /** Epoch ms (result files' timestamps). */
+  now: () => number
+  log: { info: (obj: object, msg: string) => void, warn: (obj: object, msg: string) => void, error: (obj: object, msg: string) => void }
+  observer?: EngineObserver
+  random?: Random
+}
+
+export interface BatchEngine {
+  readonly owner: string
+  start: () => void
+  /** Stops claiming, aborts requests in flight, hands every lease back. */
+  stop: () => Promise<void>
+  /** Look for work now (a batch was created here). */
+  wake: () => void
+  /** Upstream requests in flight now. */
+  inFlight: () => number
+  /** Chunks this replica holds now. */
+  heldChunks: () => number
+}
+
+const NO_OBSERVER: EngineObserver = { sent () {}, answered () {}, retried () {}, recorded () {} }
+/** Batches whose batch-level work one pass may take. */
+const TASKS_PER_PASS = 8
+/** Most chunks one claim statement leases. */
+const MAX_CLAIM = 32
+
+export function createBatchEngine (deps: BatchEngineDeps, options: BatchEngineOptions): BatchEngine {
+  const owner = options.owner ?? `${hostname()}-${process.pid}-${ulid()}`
+  const queue: BatchQueue = createBatchQueue(deps.db, deps.dialect)
+  const results = createBatchResults(deps.db, deps.dialect)
+  const resultFiles: ResultFilesDeps = { blobStore: deps.blobStore, results, fileService: deps.fileService, storagePrefix: deps.storagePrefix, now: deps.now }
+  const tasks: BatchTasks = createBatchTasks({
+    db: deps.db, dialect: deps.dialect, blobStore: deps.blobStore, fileService: deps.fileService, queue, resultFiles,
+    plan: { maxLines: options.chunkLines, maxBytes: options.chunkBytes }, log: deps.log
+  })
+  const slots = new RequestSlots(options.concurrency)
+  const budgets = new RetryBudgets(deps.random === undefined ? {} : { random: deps.random })
+  const observer = deps.observer ?? NO_OBSERVER
+  const runs = new Map<string, { run: ChunkRun, done: Promise<void> }>()
+  const batches = new Map<string, ChunkBatch>()
+
+  let running = false
+  let loop: Promise<void> | undefined
+  let wakeUp: (() => void) | undefined
+  let woken = false
+  let heartbeat: NodeJS.Timeout | undefined
+  let watch: NodeJS.Timeout | undefined
+  let lastTasks = 0
+
+  const wake = (): void => {
+    woken = true
+    wakeUp?.()
+  }
+
+  async function pause (ms: number): Promise<void> {
+    if (woken) {
+      woken = false
+      return
+    }
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms)
+      function done (): void {
+        clearTimeout(timer)
+        wakeUp = undefined
+        resolve()
+      }
+      wakeUp = done
+    })
+    woken = false
+  }
+
+  async function batchFor (chunk: ClaimedChunk): Promise<ChunkBatch | null> {
+    const known = batches.get(chunk.batchId)
+    if (known !== undefined) return known
+    const row = await deps.db.selectFrom('batches').select(['id', 'project', 'input_file_id', 'expires_at'])
+      .where('id', '=', chunk.batchId).executeTakeFirst()
+    if (row === undefined) return null
+    try {
+      const file = await deps.fileService.get(row.project, row.input_file_id)
+      const batch: ChunkBatch = { id: row.id, inputKey: file.storageKey, deadlineMs: row.expires_at === null ? Number.MAX_SAFE_INTEGER : toNumber(row.expires_at) * 1000 }
+      batches.set(row.id, batch)
+      return batch
+    } catch (error) {
+      if (!(error instanceof ApiError) || error.statusCode !== 404) throw error
+      // The input was deleted (or expired) under a running batch: nothing more can run.
+      const errors = JSON.stringify({ object: 'list', data: [{ code: 'input_file_unavailable', message: `The input file ${row.input_file_id} was deleted or expired while the batch ran.`, param: 'input_file_id', line: null }] })
+      await transitionBatch(deps.db, deps.dialect, { id: row.id }, 'failed', { errors })
+      deps.log.warn({ batch: row.id }, 'batch failed: its input file is gone')
+      return null
+    }
+  }
+
+  function startRun (chunk: ClaimedChunk, batch: ChunkBatch, upstreams: UpstreamMap): void {
+    const run = new ChunkRun({
+      blobStore: deps.blobStore, queue, results, resultFiles, upstreams, clients: deps.clients, budgets, slots,
+      backoff: options.backoff, maxLineBytes: options.maxLineBytes, random: deps.random ?? Math.random, clock: Date.now, observer, log: deps.log
+    }, chunk, batch)
+    const key = `${chunk.batchId}/${chunk.seq}`
+    const done = run.run().then((end) => {
+      if (end === 'lease_lost') deps.log.warn({ batch: chunk.batchId, chunk: chunk.seq, epoch: chunk.epoch }, 'chunk lease lost; another replica holds it now')
+    }, (error: unknown) => {
+      deps.log.error({ err: error, batch: chunk.batchId, chunk: chunk.seq }, 'chunk run failed; it was handed back')
+    }).finally(() => {
+      runs.delete(key)
+      if (![...runs.values()].some((r) => r.run.chunk.batchId === chunk.batchId)) batches.delete(chunk.batchId)
+      wake()
+    })
+    runs.set(key, { run, done })
+  }
+
+  async function fill (upstreams: UpstreamMap): Promise<void> {
+    let inHand = 0
+    for (const { run } of runs.values()) inHand += run.pendingLines
+    const room = 2 * options.concurrency - inHand
+    if (room <= 0) return
+    const limit = Math.min(MAX_CLAIM, Math.max(1, Math.ceil(room / options.chunkLines)))
+    const claimed = await queue.claim(owner, limit, options.leaseTtlMs)
+    for (const chunk of claimed) {
+      const batch = await batchFor(chunk).catch((error: unknown) => {
+        deps.log.warn({ err: error, batch: chunk.batchId }, 'could not look up a claimed chunk\'s batch; handing it back')
+        return null
+      })
+      if (batch === null) {
+        await queue.release(chunk).catch(() => {})
+        continue
+      }
+      startRun(chunk, batch, upstreams)
+    }
+  }
+
+  async function pass (): Promise<void> {
+    const started = Date.now()
+    // Batch-level work at most once per poll interval (it scans the active batches), and
+    // at once when woken by a run that ended (its chunk may have been the batch's last).
+    if (woken || started - lastTasks >= options.pollIntervalMs) {
+      lastTasks = started
+      await tasks.runDue(owner, options.leaseTtlMs, TASKS_PER_PASS)
+    }
+    if (deps.upstreams !== null) await fill(deps.upstreams)
+  }
+
+  async function renewAll (): Promise<void> {
+    for (const { run } of runs.values()) {
+      if (run.stopReason !== null) continue
+      await queue.renew(run.chunk, options.leaseTtlMs).catch((error: unknown) => {
+        if (error instanceof LeaseLostError) run.stop('lease_lost')
+        else deps.log.warn({ err: error, batch: run.chunk.batchId }, 'lease renewal failed; trying again at the next heartbeat')
+      })
+    }
+  }
+
+  async function watchStatus (): Promise<void> {
+    const ids = [...new Set([...runs.values()].map((r) => r.run.chunk.batchId))]
+    if (ids.length === 0) return
+    const rows = await deps.db.selectFrom('batches').select(['id', 'status']).where('id', 'in', ids).execute()
+    const status = new Map(rows.map((r) => [r.id, r.status]))
+    for (const { run } of runs.values()) {
+      const s = status.get(run.chunk.batchId)
+      // Cancelling (or failed, or gone): stop sending; what was recorded is kept.
+      if (s !== 'in_progress') run.stop('cancel')
+    }
+  }
+
+  function every (ms: number, job: () => Promise<void>, name: string): NodeJS.Timeout {
+    let busy = false
+    const timer = setInterval(() => {
+      if (busy) return
+      busy = true
+      job().catch((error: unknown) => { deps.log.warn({ err: error }, `${name} failed`) }).finally(() => { busy = false })
+    }, ms)
+    timer.unref()
+    return timer
+  }
+
+  return {
+    owner,
+    start () {
+      if (running) return
+      running = true
+      heartbeat = every(Math.max(100, Math.floor(options.leaseTtlMs / 3)), renewAll, 'batch lease heartbeat')
+      watch = every(options.pollIntervalMs, watchStatus, 'batch status watch')
+      loop = (async () => {
+        while (running) {
+          try {
+            await pass()
+          } catch (error) {
+            // The database or the store is down: wait a poll interval and try again.
+            deps.log.warn({ err: error }, 'batch worker pass failed; trying again')
+          }
+          if (running) await pause(options.pollIntervalMs)
+        }
+      })()
+    },
+    async stop () {
+      if (!running) return
+      running = false
+      clearInterval(heartbeat)
+      clearInterval(watch)
+      wake()
+      await loop
+      for (const { run } of runs.values()) run.stop('stop')
+      await Promise.all([...runs.values()].map((r) => r.done))
+      // Whatever a run could not hand back itself (its store call failed) goes back here.
+      await queue.releaseOwned(owner).catch((error: unknown) => { deps.log.warn({ err: error }, 'could not hand back chunk leases; they lapse instead') })
+      await tasks.releaseOwned(owner).catch(() => {})
+    },
+    wake,
+    inFlight: () => slots.inUse,
+    heldChunks: () => runs.size
+  }
+}

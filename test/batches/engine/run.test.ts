@@ -1,0 +1,47 @@
+import { readFile } from 'node:fs/promises'
+import { Ajv } from 'ajv'
+import t from 'tap'
+import { startServer } from '../../helpers/app.js'
+import { startControllableUpstream } from '../helpers/controllable-upstream.js'
+import { chatLines, createBatchRow, fileLines, isTerminal, uploadBatchFile, waitForBatch } from './helpers.js'
+
+const spec = JSON.parse(await readFile(new URL('../../fixtures/openai-batch-lines.json', import.meta.url), 'utf8')) as { schemas: Record<string, object> }
+const validateLine = new Ajv({ strict: false }).compile(spec.schemas.BatchRequestOutput!)
+
+const FAST = { LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', BATCH_POLL_INTERVAL_MS: '50', BATCH_CHUNK_LINES: '7', BATCH_RETRY_BASE_MS: '20', BATCH_RETRY_MAX_MS: '200' }
+
+t.test('a batch runs to completed: every line once, answers in the output file in line order, usage summed', async (t) => {
+  const upstream = await startControllableUpstream()
+  t.teardown(() => upstream.close())
+  upstream.rejectModels('refused-model')
+  const { app, url } = await startServer(t, { ...FAST, UPSTREAM_BASE_URL: `${upstream.url}/v1`, BATCH_CONCURRENCY: '4' })
+  const lines = chatLines(20) + chatLines(3, 'refused-model', 21)
+  const fileId = await uploadBatchFile(url, lines)
+  const created = await createBatchRow(app, fileId)
+  const batch = await waitForBatch(app, created.id, isTerminal)
+  t.equal(batch.status, 'completed')
+  t.same(batch.requestCounts, { total: 23, completed: 20, failed: 3 })
+  t.equal(batch.usage.inputTokens, 20)
+  t.equal(batch.usage.outputTokens, 20)
+  t.equal(batch.usage.totalTokens, 40)
+  t.ok(batch.inProgressAt !== null && batch.finalizingAt !== null && batch.completedAt !== null)
+  t.equal(upstream.requests.length, 23, 'each line sent once')
+  t.ok(upstream.maxInFlight() <= 4, `at most BATCH_CONCURRENCY in flight (saw ${upstream.maxInFlight()})`)
+  t.equal(upstream.requests[0]?.url, '/v1/chat/completions', 'no doubled /v1')
+
+  const output = await fileLines(url, batch.outputFileId!)
+  t.same(output.map((l) => l.custom_id), Array.from({ length: 20 }, (_, i) => `req-${i + 1}`))
+  for (const line of [...output]) t.ok(validateLine(line), `output line validates: ${JSON.stringify(validateLine.errors)}`)
+  t.equal((output[0]?.response as { status_code: number }).status_code, 200)
+  const errors = await fileLines(url, batch.errorFileId!)
+  t.same(errors.map((l) => [l.custom_id, (l.response as { status_code: number }).status_code]), [['req-21', 400], ['req-22', 400], ['req-23', 400]])
+  for (const line of errors) t.ok(validateLine(line), 'error line validates')
+
+  // Nothing left behind: no parts, no recorded rows, no leases.
+  const db = app.fileStore.batchDb
+  t.same(await db.selectFrom('batch_results').selectAll().execute(), [])
+  t.same((await db.selectFrom('batch_chunks').select('state').execute()).map((r) => r.state), Array(4).fill('done'))
+  const parts: string[] = []
+  for await (const blob of app.blobStore.list('files/batch-parts/')) parts.push(blob.key)
+  t.same(parts, [], 'the parts were removed')
+})
