@@ -1,7 +1,9 @@
 import { readFile } from 'node:fs/promises'
 import { Ajv } from 'ajv'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { startServer } from '../../helpers/app.js'
+import { freshDatabase, NO_POSTGRES_REASON, testDatabaseUrl } from '../../helpers/postgres.js'
+import { serviceEnv, startS3Server } from '../../helpers/s3-server.js'
 import { startControllableUpstream } from '../helpers/controllable-upstream.js'
 import { chatLines, createBatchRow, fileLines, isTerminal, uploadBatchFile, waitForBatch } from './helpers.js'
 
@@ -10,11 +12,23 @@ const validateLine = new Ajv({ strict: false }).compile(spec.schemas.BatchReques
 
 const FAST = { LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', BATCH_POLL_INTERVAL_MS: '50', BATCH_CHUNK_LINES: '7', BATCH_RETRY_BASE_MS: '20', BATCH_RETRY_MAX_MS: '200' }
 
-t.test('a batch runs to completed: every line once, answers in the output file in line order, usage summed', async (t) => {
+async function deployment (t: Test, kind: string): Promise<Record<string, string>> {
+  if (kind === 'sqlite+fs') return {}
+  const server = testDatabaseUrl()
+  if (server === undefined) throw new Error(NO_POSTGRES_REASON)
+  return { DATABASE_URL: await freshDatabase(t, server), ...serviceEnv(await startS3Server(t)) }
+}
+
+for (const kind of ['sqlite+fs', 'postgres+s3']) {
+  t.test(`${kind}: a batch runs to completed: every line once, answers in the output file in line order, usage summed`,
+    { skip: kind === 'postgres+s3' && testDatabaseUrl() === undefined ? NO_POSTGRES_REASON : false }, async (t) => completes(t, await deployment(t, kind)))
+}
+
+async function completes (t: Test, env: Record<string, string>): Promise<void> {
   const upstream = await startControllableUpstream()
   t.teardown(() => upstream.close())
   upstream.rejectModels('refused-model')
-  const { app, url } = await startServer(t, { ...FAST, UPSTREAM_BASE_URL: `${upstream.url}/v1`, BATCH_CONCURRENCY: '4' })
+  const { app, url } = await startServer(t, { ...FAST, ...env, UPSTREAM_BASE_URL: `${upstream.url}/v1`, BATCH_CONCURRENCY: '4' })
   const lines = chatLines(20) + chatLines(3, 'refused-model', 21)
   const fileId = await uploadBatchFile(url, lines)
   const created = await createBatchRow(app, fileId)
@@ -44,4 +58,4 @@ t.test('a batch runs to completed: every line once, answers in the output file i
   const parts: string[] = []
   for await (const blob of app.blobStore.list('files/batch-parts/')) parts.push(blob.key)
   t.same(parts, [], 'the parts were removed')
-})
+}

@@ -27,6 +27,8 @@ export interface SeenRequest {
   url: string
   authorization: string | undefined
   body: unknown
+  /** Date.now() when the request's body had arrived. */
+  at: number
 }
 
 export interface ControllableUpstream {
@@ -42,6 +44,8 @@ export interface ControllableUpstream {
   /** Next answers, in order; once used up, `fallback` (default: 200). */
   queue: (...faults: Fault[]) => void
   setFallback: (fault: Fault) => void
+  /** Each request after this, not served from `queue`, gets `fault` with probability `rate` (random: a seeded source). */
+  storm: (rate: number, fault: Fault, random: () => number) => void
   /** Models answered with 400 (a bad request the upstream refuses, a final error). */
   rejectModels: (...models: string[]) => void
   /** Close the listener and every socket; connections are refused until `reopen`. */
@@ -65,6 +69,7 @@ export async function startControllableUpstream (): Promise<ControllableUpstream
   const pending: Fault[] = []
   const rejected = new Set<string>()
   let fallback: Fault = {}
+  let stormy: { rate: number, fault: Fault, random: () => number } | null = null
   let connections = 0
   let aborted = 0
   let inFlight = 0
@@ -83,8 +88,8 @@ export async function startControllableUpstream (): Promise<ControllableUpstream
       void (async () => {
         let body: unknown = null
         try { body = JSON.parse(Buffer.concat(chunks).toString('utf8')) } catch {}
-        requests.push({ method: req.method ?? '', url: req.url ?? '', authorization: req.headers.authorization, body })
-        const fault = pending.shift() ?? fallback
+        requests.push({ method: req.method ?? '', url: req.url ?? '', authorization: req.headers.authorization, body, at: Date.now() })
+        const fault = pending.shift() ?? (stormy !== null && stormy.random() < stormy.rate ? stormy.fault : fallback)
         if (fault.latencyMs !== undefined) await sleep(fault.latencyMs)
         if (res.destroyed) return
         counter += 1
@@ -135,6 +140,7 @@ export async function startControllableUpstream (): Promise<ControllableUpstream
     maxInFlight: () => maxInFlight,
     queue: (...faults) => { pending.push(...faults) },
     setFallback: (fault) => { fallback = fault },
+    storm: (rate, fault, random) => { stormy = { rate, fault, random } },
     rejectModels: (...models) => { for (const m of models) rejected.add(m) },
     refuse,
     reopen: async () => { await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve)) },
