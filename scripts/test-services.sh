@@ -24,8 +24,8 @@ set -euo pipefail
 VERSITYGW_MODULE=github.com/versity/versitygw/cmd/versitygw
 VERSITYGW_VERSION=v1.8.0
 # Pinned, unlike the openai SDK: the tests assert this version's answers (statuses, headers,
-# error shapes), and a LiteLLM release once shipped compromised (1.107.0), so an upgrade is
-# a reviewed change of this line. prisma is the extra-proxy extra's ORM client: without it
+# error shapes), and the proxy is a large dependency tree run as root, so an upgrade is a
+# reviewed change of this line. prisma is the extra-proxy extra's ORM client: without it
 # the proxy's error handler imports it, fails, and answers a missing key with a bare 500
 # instead of its 401 (no database is used; `import prisma` needs no generated client).
 LITELLM_VERSION=1.108.7
