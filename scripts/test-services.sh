@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Real servers for the tests: PostgreSQL (Debian's package) and an S3 server (versitygw,
-# built from the Go module proxy into a per-machine cache), both on 127.0.0.1 only.
+# Real servers for the tests: PostgreSQL (Debian's package), an S3 server (versitygw,
+# built from the Go module proxy into a per-machine cache) and an OpenAI-compatible
+# upstream for batches (LiteLLM's proxy from PyPI, answering offline from mock models),
+# all on 127.0.0.1 only.
 #
-#   scripts/test-services.sh start   installs what is missing, starts both, waits until
-#                                    both accept connections, prints `export` lines
+#   scripts/test-services.sh start   installs what is missing, starts all three, waits until
+#                                    each answers, prints `export` lines
+#                                    (FILES_API_TEST_LITELLM=off leaves LiteLLM out)
+#   scripts/test-services.sh litellm only starts LiteLLM's proxy, in a folder of its own
+#                                    (stopped with `stop DIR` like the rest)
 #   scripts/test-services.sh python  only installs (or upgrades) the official openai Python
 #                                    SDK into a virtualenv in the cache, prints its export line
 #                                    (start also does this, and warms Go's build cache for
@@ -18,6 +23,15 @@ set -euo pipefail
 
 VERSITYGW_MODULE=github.com/versity/versitygw/cmd/versitygw
 VERSITYGW_VERSION=v1.8.0
+# Pinned, unlike the openai SDK: the tests assert this version's answers (statuses, headers,
+# error shapes), and the proxy is a large dependency tree run as root, so an upgrade is a
+# reviewed change of this line. prisma is the extra-proxy extra's ORM client: without it
+# the proxy's error handler imports it, fails, and answers a missing key with a bare 500
+# instead of its 401 (no database is used; `import prisma` needs no generated client).
+LITELLM_VERSION=1.108.7
+PRISMA_VERSION=0.15.0
+# The mock-chat model's fixed answer; test/batches/litellm-upstream.test.ts asserts it.
+LITELLM_MOCK_TEXT='files-api test answer from the LiteLLM mock'
 CACHE_DIR=${FILES_API_CACHE_DIR:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/files-api}
 S3_REGION=us-east-1
 # Go's official tarball installs here, and a non-login shell (CI) may lack it on PATH.
@@ -182,12 +196,120 @@ start_s3 () {
   wait_for_port "$S3_PORT" "$S3_KIND" "$(cat "$s3dir/pid")" || { cat "$s3dir/server.log" >&2; exit 1; }
 }
 
-stop_s3 () {
-  local dir=$1 pid
-  pid=$(cat "$dir/s3/pid" 2>/dev/null) || return 0
+# Ends the process group (setsid) whose leader's pid is in the file $1: SIGTERM, then
+# SIGKILL after 5 s.
+stop_group () {
+  local pid
+  pid=$(cat "$1" 2>/dev/null) || return 0
   kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true
   for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
   kill -9 -- "-$pid" 2>/dev/null || true
+}
+
+stop_s3 () { stop_group "$1/s3/pid"; }
+
+# ---------------------------------------------------------------- LiteLLM proxy (upstream)
+
+# One virtualenv per pinned version, like versitygw's folder: bumping the version installs
+# afresh. `.installed` is written last, so an install cut short is redone, not trusted.
+litellm_binary () {
+  local venv=$CACHE_DIR/litellm-$LITELLM_VERSION-venv
+  if [ -f "$venv/.installed" ] && [ -x "$venv/bin/litellm" ]; then
+    echo "$venv/bin/litellm"
+    return 0
+  fi
+  log "installing litellm[proxy]==$LITELLM_VERSION into $venv (first run on this machine: about a minute)"
+  rm -rf "$venv"
+  python3 -m venv "$venv" >&2 || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check \
+    "litellm[proxy]==$LITELLM_VERSION" "prisma==$PRISMA_VERSION" >&2 ||
+    { rm -rf "$venv"; return 1; }
+  touch "$venv/.installed"
+  echo "$venv/bin/litellm"
+}
+
+# Models answer from `mock_response` and never call out; api_base points at the discard
+# port on loopback, where nothing listens, so a mock that stopped working would fail at
+# once instead of reaching a real provider. No retries: a test sees LiteLLM's first answer.
+write_litellm_config () {
+  cat >"$1" <<EOF
+model_list:
+  - model_name: mock-chat
+    litellm_params:
+      model: openai/mock-chat
+      api_base: http://127.0.0.1:9/v1
+      api_key: unused-mock-response
+      mock_response: "$LITELLM_MOCK_TEXT"
+  - model_name: mock-embed
+    litellm_params:
+      model: openai/text-embedding-3-small
+      api_base: http://127.0.0.1:9/v1
+      api_key: unused-mock-response
+      mock_response: [0.1, 0.2, 0.3]
+    model_info:
+      mode: embedding
+  # LiteLLM turns this mock text into its RateLimitError: a 429 without Retry-After.
+  - model_name: mock-429
+    litellm_params:
+      model: openai/mock-429
+      api_base: http://127.0.0.1:9/v1
+      api_key: unused-mock-response
+      mock_response: litellm.RateLimitError
+general_settings:
+  master_key: os.environ/LITELLM_MASTER_KEY
+router_settings:
+  num_retries: 0
+EOF
+}
+
+LITELLM_PORT=
+LITELLM_KEY=
+LITELLM_BIN=
+LITELLM_LAUNCHED=
+# Starts the proxy and returns at once; wait_litellm waits for it, so its 10-30 s of
+# Python start-up overlap the other steps of `start`.
+start_litellm () {
+  local dir=$STATE_DIR/litellm
+  LITELLM_BIN=$(litellm_binary) || die "litellm[proxy]==$LITELLM_VERSION could not be installed from PyPI (FILES_API_TEST_LITELLM=off starts the rest without it)"
+  mkdir -p "$dir"
+  LITELLM_PORT=$(free_port)
+  # Master keys are bearer tokens starting with sk-; this one lives for one run.
+  LITELLM_KEY=sk-files-api-$(random_hex)
+  write_litellm_config "$dir/config.yaml"
+  log "LiteLLM proxy $LITELLM_VERSION (mock models, no database) starting on 127.0.0.1:$LITELLM_PORT"
+  # LITELLM_LOCAL_MODEL_COST_MAP: the bundled cost map, not a download at start-up.
+  LITELLM_MASTER_KEY=$LITELLM_KEY LITELLM_LOCAL_MODEL_COST_MAP=True LITELLM_TELEMETRY_DISABLED=true \
+    setsid "$LITELLM_BIN" --config "$dir/config.yaml" --host 127.0.0.1 --port "$LITELLM_PORT" \
+    >"$dir/server.log" 2>&1 </dev/null &
+  echo $! >"$dir/pid"
+  LITELLM_LAUNCHED=$SECONDS
+}
+
+# Ready means serving authenticated requests with its models loaded: `GET /v1/models`
+# with the master key lists mock-chat (the health routes answer before the config is read).
+wait_litellm () {
+  local dir=$STATE_DIR/litellm
+  "$(dirname "$LITELLM_BIN")/python" - "$LITELLM_PORT" "$LITELLM_KEY" "$(cat "$dir/pid")" <<'EOF' ||
+import json, os, sys, time, urllib.request
+port, key, pid = sys.argv[1], sys.argv[2], int(sys.argv[3])
+deadline = time.monotonic() + 120
+while time.monotonic() < deadline:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        sys.exit("LiteLLM exited before answering")
+    try:
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/models", headers={"Authorization": f"Bearer {key}"})
+        with urllib.request.urlopen(req, timeout=5) as res:
+            if "mock-chat" in [m["id"] for m in json.load(res)["data"]]:
+                sys.exit(0)
+    except OSError:
+        pass
+    time.sleep(0.25)
+sys.exit("LiteLLM did not list its models within 120 s")
+EOF
+    { tail -n 40 "$dir/server.log" >&2; die "LiteLLM's proxy did not start (log above)"; }
+  log "LiteLLM proxy answering on 127.0.0.1:$LITELLM_PORT, $((SECONDS - LITELLM_LAUNCHED)) s after its launch"
 }
 
 # ---------------------------------------------------------------- openai Python SDK
@@ -228,23 +350,55 @@ cmd_stop () {
   local dir=${1:-${FILES_API_SERVICES_DIR:-}}
   [ -n "$dir" ] || die "stop: give the folder that start printed (FILES_API_SERVICES_DIR)"
   [ -d "$dir" ] || { log "stop: $dir is gone: nothing to stop"; return 0; }
+  stop_group "$dir/litellm/pid"
   stop_s3 "$dir"
   stop_postgres "$dir"
   rm -rf "$dir"
   log "stopped and removed $dir"
 }
 
-cmd_start () {
+new_state_dir () {
   STATE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/files-api-services.XXXXXX")
   # The postgres user must reach its data folder inside this one.
   chmod 711 "$STATE_DIR"
   trap 'status=$?; if [ $status -ne 0 ]; then cmd_stop "$STATE_DIR"; fi' EXIT
+}
+
+# The upstream's export lines (a secret among them: the env file is 0600).
+litellm_exports () {
+  cat <<EOF
+export LITELLM_BASE_URL='http://127.0.0.1:$LITELLM_PORT/v1'
+export LITELLM_MASTER_KEY='$LITELLM_KEY'
+EOF
+}
+
+cmd_litellm () {
+  new_state_dir
+  start_litellm
+  wait_litellm
+  (
+    umask 077
+    { echo "export FILES_API_SERVICES_DIR='$STATE_DIR'"; litellm_exports; } >"$STATE_DIR/env"
+  )
+  log "stop with: $0 stop $STATE_DIR"
+  cat "$STATE_DIR/env"
+}
+
+cmd_start () {
+  new_state_dir
   start_postgres
   start_s3
+  local litellm=${FILES_API_TEST_LITELLM:-on}
+  if [ "$litellm" = off ]; then
+    log "FILES_API_TEST_LITELLM=off: no LiteLLM proxy (test/batches/litellm-upstream.test.ts will skip)"
+  else
+    start_litellm
+  fi
   install_compose
   local python
   python=$(openai_python)
   warm_go_client
+  [ "$litellm" = off ] || wait_litellm
   local env=$STATE_DIR/env
   (
     umask 077
@@ -258,14 +412,16 @@ export S3_TEST_REGION='$S3_REGION'
 export S3_TEST_SERVER_KIND='$S3_KIND'
 export OPENAI_PYTHON='$python'
 EOF
+    [ "$litellm" = off ] || litellm_exports >>"$env"
   )
-  log "PostgreSQL on 127.0.0.1:$PG_PORT, $S3_KIND on 127.0.0.1:$S3_PORT; stop with: $0 stop $STATE_DIR"
+  log "PostgreSQL on 127.0.0.1:$PG_PORT, $S3_KIND on 127.0.0.1:$S3_PORT${LITELLM_PORT:+, LiteLLM on 127.0.0.1:$LITELLM_PORT}; stop with: $0 stop $STATE_DIR"
   cat "$env"
 }
 
 case ${1:-} in
   start) cmd_start ;;
   python) python=$(openai_python); echo "export OPENAI_PYTHON='$python'" ;;
+  litellm) cmd_litellm ;;
   stop) cmd_stop "${2:-}" ;;
-  *) echo "usage: $0 start | python | stop [DIR]" >&2; exit 2 ;;
+  *) echo "usage: $0 start | python | litellm | stop [DIR]" >&2; exit 2 ;;
 esac
