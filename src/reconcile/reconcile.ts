@@ -1,6 +1,7 @@
 import type { FileRecord, FileStore } from '../metadata/file-store.js'
 import type { BlobInfo, BlobStore } from '../storage/blob-store.js'
 import { batchPartsPrefix, DEFAULT_STORAGE_PREFIX } from '../ids.js'
+import { removeStaleParts } from '../batches/stale-parts.js'
 import { deploymentMarkerKey } from './deployment.js'
 import { mergeJoin } from './merge-join.js'
 
@@ -40,6 +41,8 @@ export interface ReconcileResult {
   matched: number
   /** Why nothing was repaired although repairs were found, or null. */
   refused: { reason: RefusalReason, message: string } | null
+  /** Batch result parts no batch needs any more (src/batches/stale-parts.ts): removed, or found only (dry run); null when not looked at (a refusal). */
+  staleParts: number | null
 }
 
 const PAGE = 500
@@ -58,7 +61,7 @@ export async function reconcile (deps: ReconcileDeps): Promise<ReconcileResult> 
   const cutoff = deps.now() - deps.graceMs
   const cutoffSeconds = Math.floor(cutoff / 1000)
   const marker = deploymentMarkerKey(prefix)
-  const result: ReconcileResult = { orphanObjects: [], danglingRows: [], incompleteWrites: null, scannedObjects: 0, scannedRows: 0, matched: 0, refused: null }
+  const result: ReconcileResult = { orphanObjects: [], danglingRows: [], incompleteWrites: null, scannedObjects: 0, scannedRows: 0, matched: 0, refused: null, staleParts: null }
   const orphans: string[] = []
   const dangling: FileRecord[] = []
   // Beyond the bound the run refuses anyway: keeping more would only grow memory.
@@ -80,6 +83,9 @@ export async function reconcile (deps: ReconcileDeps): Promise<ReconcileResult> 
       `reconciliation refused to repair: ${result.refused.message}; confirm with \`files-api reconcile --yes\` once checked`)
     return result
   }
+  const parts = await removeStaleParts({ blobStore: deps.blobStore, db: deps.fileStore.batchDb, prefix, cutoffMs: cutoff, dryRun: deps.dryRun === true })
+  result.staleParts = parts.removed.length
+  if (parts.unknown > 0) deps.log.warn({ unknownParts: parts.unknown }, 'reconciliation: batch parts name batches this database does not have; they are kept')
   if (deps.dryRun === true) {
     deps.log.info({ ...summary(result), dryRun: true }, 'reconciliation dry run: nothing changed')
     return result
@@ -95,7 +101,7 @@ export async function reconcile (deps: ReconcileDeps): Promise<ReconcileResult> 
   }
   for (const row of dangling) await deps.fileStore.delete(row.project, row.id)
 
-  const repaired = orphans.length + dangling.length + (result.incompleteWrites ?? 0)
+  const repaired = orphans.length + dangling.length + (result.incompleteWrites ?? 0) + result.staleParts
   const log = repaired > 0 ? deps.log.warn.bind(deps.log) : deps.log.info.bind(deps.log)
   log(summary(result), repaired > 0 ? 'reconciliation repaired storage and metadata' : 'reconciliation found nothing to repair')
   if (result.incompleteWrites === null) {
@@ -136,6 +142,7 @@ function summary (result: ReconcileResult): object {
     orphanObjects: result.orphanObjects.length,
     danglingRows: result.danglingRows.length,
     incompleteWrites: result.incompleteWrites,
+    staleParts: result.staleParts,
     sampleOrphanObjects: result.orphanObjects.slice(0, LOG_SAMPLE_KEYS),
     sampleDanglingRows: result.danglingRows.slice(0, LOG_SAMPLE_KEYS)
   }
