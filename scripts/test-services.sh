@@ -240,6 +240,13 @@ model_list:
       api_base: http://127.0.0.1:9/v1
       api_key: unused-mock-response
       mock_response: "$LITELLM_MOCK_TEXT"
+  # The model of the seed's sample file (test/fixtures/test_model.jsonl), so it runs as it is.
+  - model_name: batch-test-model
+    litellm_params:
+      model: openai/batch-test-model
+      api_base: http://127.0.0.1:9/v1
+      api_key: unused-mock-response
+      mock_response: "$LITELLM_MOCK_TEXT"
   - model_name: mock-embed
     litellm_params:
       model: openai/text-embedding-3-small
