@@ -2,6 +2,7 @@ import type { Server } from 'node:http'
 import Fastify, { type FastifyHttpOptions, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Config } from '../schemas/config.js'
 import authPlugin from '../plugins/auth.js'
+import batchesPlugin from '../plugins/batches.js'
 import corsPlugin from '../plugins/cors.js'
 import errorsPlugin, { frameworkErrorHandler } from '../plugins/errors.js'
 import filesPlugin from '../plugins/files.js'
@@ -19,11 +20,12 @@ import securityHeadersPlugin from '../plugins/security-headers.js'
 import storagePlugin from '../plugins/storage.js'
 import sweeperPlugin from '../plugins/sweeper.js'
 import type { ApiKeyTable } from './api-keys.js'
-import { batchValidatorOptions, blobStoreOptions, describeDeployment } from './config.js'
+import { allowedBatchUrls, batchValidatorOptions, blobStoreOptions, describeDeployment, upstreamMap } from './config.js'
 import { clientErrorHandler } from './http/client-error.js'
 import { packageVersion } from './version.js'
 import type { FileStore } from './metadata/file-store.js'
 import { createFileStore } from './metadata/create-file-store.js'
+import batchesRoutes from './routes/batches.js'
 import filesRoutes from './routes/files.js'
 import healthRoutes from './routes/health.js'
 import metricsRoutes from './routes/metrics.js'
@@ -134,6 +136,8 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
     })
   })
   await app.register(filesPlugin, { now })
+  const allowedUrls = allowedBatchUrls(config)
+  await app.register(batchesPlugin, { upstreams: upstreamMap(config), allowedUrls, maxLineBytes: config.BATCH_MAX_LINE_BYTES })
   await app.register(openApiPlugin, { version: packageVersion() })
 
   const upload = {
@@ -162,5 +166,7 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
   const admission = { slots: createUploadSlots(config.MAX_CONCURRENT_UPLOADS), busyRetryAfterSeconds: config.OVERLOAD_RETRY_AFTER_SECONDS }
   await app.register(filesRoutes, { prefix: '/v1', envelope: false, upload, quota, ...admission })
   await app.register(filesRoutes, { prefix: '/api/v1', envelope: true, upload, quota, ...admission })
+  await app.register(batchesRoutes, { prefix: '/v1', envelope: false, allowedUrls })
+  await app.register(batchesRoutes, { prefix: '/api/v1', envelope: true, allowedUrls })
   return app
 }
