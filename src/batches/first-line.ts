@@ -34,7 +34,8 @@ export async function readFirstRequest (store: BlobStore, key: string, maxLineBy
   let oversized = false
   const splitter = new LineSplitter({
     maxLineBytes,
-    onLine: (buf) => { if (line === null && !isBlank(buf)) line = Buffer.from(buf) },
+    // Once a line was too long the file cannot run; a later line must not stand in for it.
+    onLine: (buf) => { if (line === null && !oversized && !isBlank(buf)) line = Buffer.from(buf) },
     onOversizedLine: () => { oversized = true }
   })
   try {
