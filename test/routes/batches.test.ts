@@ -156,6 +156,10 @@ function suite (name: string, start: Start): void {
     t.strictSame(await batchRows(server.app), [], 'no refusal left a batch row')
 
     t.equal((await create(server, { input_file_id: embeddings, endpoint: '/v1/embeddings', metadata: pairs(16) })).status, 200, '16 pairs and a matching endpoint: created')
+    const nullMetadata = await create(server, { input_file_id: chat, metadata: null })
+    t.equal(nullMetadata.status, 200, 'metadata null: created')
+    t.equal(nullMetadata.json().metadata, null)
+    t.equal((await batchRows(server.app)).length, 2, 'exactly the two accepted creates left rows')
   })
 
   t.test(`${name}: no upstream configured: 503 naming the settings, nothing created`, async (t) => {
