@@ -28,10 +28,16 @@ export function toApiError (error: FastifyError | ApiError | Error): ApiError {
   if (fastifyError.validation !== undefined) {
     const first = fastifyError.validation[0]
     const field = first?.instancePath.replace(/^\//, '').replaceAll('/', '.') ?? ''
-    const missing = (first?.params as { requiredProperties?: string[] } | undefined)?.requiredProperties?.[0]
-    const param = field !== '' ? field : (missing ?? null)
+    // ajv 8 names a missing property in `missingProperty` (`required`); the parameter at
+    // fault is that property of the object at instancePath (`output_expires_after.seconds`).
+    const params = first?.params as { missingProperty?: string, requiredProperties?: string[] } | undefined
+    const missing = params?.missingProperty ?? params?.requiredProperties?.[0]
+    const path = [field, missing ?? ''].filter((part) => part !== '').join('.')
+    const param = path !== '' ? path : null
     const where = fastifyError.validationContext ?? 'request'
-    return ERRORS.invalidParameter(param, `Invalid ${where}${param === null ? '' : ` parameter '${param}'`}: ${first?.message ?? fastifyError.message}`)
+    // A `propertyNames` error is about a key of the object (metadata keys), not its value.
+    const about = (first as { propertyName?: string } | undefined)?.propertyName === undefined ? '' : 'a key '
+    return ERRORS.invalidParameter(param, `Invalid ${where}${param === null ? '' : ` parameter '${param}'`}: ${about}${first?.message ?? fastifyError.message}`)
   }
   if (fastifyError.code === 'FST_INVALID_MULTIPART_CONTENT_TYPE' || fastifyError.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
     return ERRORS.unsupportedMediaType(undefined)

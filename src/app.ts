@@ -3,6 +3,7 @@ import Fastify, { type FastifyHttpOptions, type FastifyInstance, type FastifySer
 import type { Config } from '../schemas/config.js'
 import authPlugin from '../plugins/auth.js'
 import batchWorkerPlugin from '../plugins/batch-worker.js'
+import batchesPlugin from '../plugins/batches.js'
 import corsPlugin from '../plugins/cors.js'
 import errorsPlugin, { frameworkErrorHandler } from '../plugins/errors.js'
 import filesPlugin from '../plugins/files.js'
@@ -20,12 +21,13 @@ import securityHeadersPlugin from '../plugins/security-headers.js'
 import storagePlugin from '../plugins/storage.js'
 import sweeperPlugin from '../plugins/sweeper.js'
 import type { ApiKeyTable } from './api-keys.js'
-import { batchValidatorOptions, blobStoreOptions, describeDeployment, upstreamMap } from './config.js'
+import { allowedBatchUrls, batchValidatorOptions, blobStoreOptions, describeDeployment, upstreamMap } from './config.js'
 import type { UpstreamClients } from './batches/upstream-client.js'
 import { clientErrorHandler } from './http/client-error.js'
 import { packageVersion } from './version.js'
 import type { FileStore } from './metadata/file-store.js'
 import { createFileStore } from './metadata/create-file-store.js'
+import batchesRoutes from './routes/batches.js'
 import filesRoutes from './routes/files.js'
 import healthRoutes from './routes/health.js'
 import metricsRoutes from './routes/metrics.js'
@@ -138,6 +140,11 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
     })
   })
   await app.register(filesPlugin, { now })
+  const allowedUrls = allowedBatchUrls(config)
+  const upstreams = upstreamMap(config)
+  // A batch created here is planned at once by this replica's worker (if it runs one);
+  // any other worker finds it at its next poll. Looked up late: the worker registers below.
+  await app.register(batchesPlugin, { upstreams, allowedUrls, maxLineBytes: config.BATCH_MAX_LINE_BYTES, onCreated: () => { app.batchEngine?.wake() } })
   await app.register(openApiPlugin, { version: packageVersion() })
 
   const upload = {
@@ -160,7 +167,6 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
     now: Date.now,
     ...describeDeployment(config)
   })
-  const upstreams = upstreamMap(config)
   await app.register(batchWorkerPlugin, {
     enabled: config.BATCH_WORKER,
     upstreams,
@@ -191,5 +197,7 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
   const admission = { slots: createUploadSlots(config.MAX_CONCURRENT_UPLOADS), busyRetryAfterSeconds: config.OVERLOAD_RETRY_AFTER_SECONDS }
   await app.register(filesRoutes, { prefix: '/v1', envelope: false, upload, quota, ...admission })
   await app.register(filesRoutes, { prefix: '/api/v1', envelope: true, upload, quota, ...admission })
+  await app.register(batchesRoutes, { prefix: '/v1', envelope: false, allowedUrls })
+  await app.register(batchesRoutes, { prefix: '/api/v1', envelope: true, allowedUrls })
   return app
 }

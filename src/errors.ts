@@ -108,6 +108,23 @@ export const ERRORS = {
     'The server is shutting down and abandoned this upload; nothing was stored. Try again.'),
   invalidProjectHeader: (header: string) => new ApiError(400, INVALID, 'invalid_project', header,
     `The ${header} header must name a project of 1-64 characters of A-Z a-z 0-9 . _ -.`),
+  batchNotFound: (id: string) => new ApiError(404, INVALID, 'batch_not_found', 'batch_id', `No such Batch object: ${cut(id, 200)}`),
+  /** The input file of a batch: missing or another project's (the same answer, as for files). */
+  inputFileNotFound: (id: string) => new ApiError(404, INVALID, 'file_not_found', 'input_file_id', `No such File object: ${cut(id, 200)}`),
+  inputFileExpired: (id: string) => new ApiError(400, INVALID, 'file_expired', 'input_file_id',
+    `File ${id} has expired; upload the requests again and create the batch with the new file.`),
+  inputFileNotBatch: (id: string, purpose: string) => new ApiError(400, INVALID, 'invalid_file_purpose', 'input_file_id',
+    `File ${id} has purpose '${purpose}'; a batch runs a file uploaded with purpose 'batch'.`),
+  /** Should a stored batch file not start with a request (the upload validator lets none through), it cannot run. */
+  inputFileUnreadable: (id: string, why: string) => new ApiError(400, INVALID, 'invalid_input_file', 'input_file_id',
+    `File ${id} cannot run as a batch: ${why}`),
+  endpointMismatch: (id: string, fileUrl: string, endpoint: string) => new ApiError(400, INVALID, 'endpoint_mismatch', 'endpoint',
+    `The requests of file ${id} use url '${cut(fileUrl, 200)}', not the batch's endpoint '${endpoint}'; create the batch with endpoint '${cut(fileUrl, 200)}'.`),
+  modelNotRouted: (id: string, model: string | null) => new ApiError(400, INVALID, 'model_not_routed', 'input_file_id',
+    `No upstream serves model ${model === null ? '(none)' : JSON.stringify(cut(model, 200))}, the model of the requests of file ${id}: add it to UPSTREAM_MODELS, or set UPSTREAM_BASE_URL to serve every other model.`),
+  /** 503: the deployment, not the request, is at fault; nothing was created. */
+  upstreamNotConfigured: () => new ApiError(503, 'server_error', 'upstream_not_configured', null,
+    'No upstream is configured to run batches: set UPSTREAM_BASE_URL (an OpenAI-compatible base URL such as http://vllm:8000/v1), or UPSTREAM_MODELS (model=baseUrl pairs). No batch was created.'),
   internal: (cause?: unknown) => new ApiError(500, 'server_error', 'internal_error', null,
     'The server had an error while processing your request.', { cause })
 } as const

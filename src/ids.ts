@@ -1,7 +1,9 @@
-import { decodeTime, incrementBase32, MAX_ULID, ulid } from 'ulid'
+import { decodeTime, incrementBase32, MAX_ULID, monotonicFactory, ulid } from 'ulid'
+import { BATCH_ID_PATTERN } from '../schemas/batches.js'
 import { FILE_ID_PATTERN } from '../schemas/files.js'
 
 const FILE_ID = new RegExp(FILE_ID_PATTERN)
+const BATCH_ID = new RegExp(BATCH_ID_PATTERN)
 const FILE_ID_PREFIX = 'file-'
 
 /**
@@ -33,6 +35,20 @@ export function nextFileId (lastId: string | undefined, nowMs: number): string {
  */
 export function newUploadId (): string {
   return `upload-${ulid()}`
+}
+
+// Monotonic within this process, so batches created in one millisecond still list in
+// creation order; across replicas ids are ordered by their milliseconds only, which is
+// all a keyset page by id needs (the order is total either way).
+const batchUlid = monotonicFactory()
+
+/** Batch ids are `batch_` + a ULID (OpenAI's are `batch_…`), minted when the batch is created. */
+export function newBatchId (nowMs: number = Date.now()): string {
+  return `batch_${batchUlid(nowMs)}`
+}
+
+export function isBatchId (value: string): boolean {
+  return BATCH_ID.test(value)
 }
 
 /** The default STORAGE_PREFIX: every object key of the service starts with it. */

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { decodeTime } from 'ulid'
-import { isFileId, nextFileId, newUploadId, objectKeyFor } from '../src/ids.js'
+import { isBatchId, isFileId, newBatchId, nextFileId, newUploadId, objectKeyFor } from '../src/ids.js'
 
 const T = Date.UTC(2026, 0, 1)
 const timeOf = (id: string): number => decodeTime(id.slice('file-'.length))
@@ -28,4 +28,14 @@ t.test('objects are keyed by an upload id under the files/ prefix', async (t) =>
   t.match(upload, /^upload-[0-9A-HJKMNP-TV-Z]{26}$/)
   t.not(newUploadId(), upload)
   t.equal(objectKeyFor('project-a', upload), `files/project-a/${upload}`)
+})
+
+t.test('batch ids: batch_ + a ULID of now, in creation order within a millisecond', async (t) => {
+  const ids = Array.from({ length: 50 }, () => newBatchId(T))
+  for (const id of ids) t.ok(isBatchId(id), id)
+  t.equal(decodeTime(ids[0]?.slice('batch_'.length) ?? ''), T)
+  t.strictSame([...ids].sort(), ids, 'same millisecond: still increasing')
+  t.equal(new Set(ids).size, ids.length)
+  t.notOk(isBatchId('batch_abc'))
+  t.notOk(isBatchId(nextFileId(undefined, T)))
 })

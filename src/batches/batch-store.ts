@@ -108,13 +108,12 @@ export async function insertBatch (db: Kysely<BatchDatabase>, dialect: Dialect, 
 const LIVE = ['usage_input_tokens', 'usage_cached_tokens', 'usage_output_tokens', 'usage_reasoning_tokens', 'usage_total_tokens'] as const
 
 /**
- * The batch, or null when missing or another project's (when `project` is given). Its
- * counts and usage are current: the batch row holds those of completed chunks, and the
- * results recorded by running chunks are added in the same statement (one snapshot, so
- * a chunk completing meanwhile is counted once, not twice or never).
+ * Batch rows with the results recorded by their running chunks beside them: the batch row
+ * holds the counts and usage of completed chunks, the subqueries add the rest, in the same
+ * statement (one snapshot, so a chunk completing meanwhile is counted once, not twice or never).
  */
-export async function getBatch (db: Kysely<BatchDatabase>, id: string, project?: string): Promise<BatchRecord | null> {
-  let select = db.selectFrom('batches as b').selectAll('b')
+function selectLive (db: Kysely<BatchDatabase>) {
+  return db.selectFrom('batches as b').selectAll('b')
     .select((eb) => {
       const live = () => eb.selectFrom('batch_results as r').whereRef('r.batch_id', '=', 'b.id')
       return [
@@ -123,10 +122,12 @@ export async function getBatch (db: Kysely<BatchDatabase>, id: string, project?:
         ...LIVE.map((u) => live().select(sql<number | string | null>`sum(${sql.ref(`r.${u}`)})`.as('n')).as(`live_${u}`))
       ]
     })
-    .where('b.id', '=', id)
-  if (project !== undefined) select = select.where('b.project', '=', project)
-  const row = await select.executeTakeFirst()
-  if (row === undefined) return null
+}
+
+type LiveRow = Selectable<BatchesTable> & { live_completed: number | string | null, live_failed: number | string | null } &
+  { [K in `live_${typeof LIVE[number]}`]: number | string | null }
+
+function liveRowToBatch (row: LiveRow): BatchRecord {
   const batch = rowToBatch(row)
   const n = (v: number | string | null | undefined): number => (v == null ? 0 : toNumber(v))
   batch.requestCounts.completed += n(row.live_completed)
@@ -137,4 +138,40 @@ export async function getBatch (db: Kysely<BatchDatabase>, id: string, project?:
   batch.usage.reasoningTokens += n(row.live_usage_reasoning_tokens)
   batch.usage.totalTokens += n(row.live_usage_total_tokens)
   return batch
+}
+
+/**
+ * The batch, or null when missing or another project's (when `project` is given), with
+ * its counts and usage current (selectLive).
+ */
+export async function getBatch (db: Kysely<BatchDatabase>, id: string, project?: string): Promise<BatchRecord | null> {
+  let select = selectLive(db).where('b.id', '=', id)
+  if (project !== undefined) select = select.where('b.project', '=', project)
+  const row = await select.executeTakeFirst()
+  return row === undefined ? null : liveRowToBatch(row)
+}
+
+export interface ListBatchesQuery {
+  /** Keyset cursor: batches with a smaller id than this one (the next page, newest first). */
+  after?: string
+  limit: number
+}
+
+export interface BatchPage {
+  batches: BatchRecord[]
+  hasMore: boolean
+}
+
+/**
+ * A keyset page of the project's batches, newest first (ids are ULIDs: by id is by
+ * creation), as OpenAI lists them; counts and usage current as getBatch's. One row more
+ * than the page is read to know whether another page follows.
+ */
+export async function listBatches (db: Kysely<BatchDatabase>, project: string, query: ListBatchesQuery): Promise<BatchPage> {
+  // limit + 1 below would turn a limit of 0 into "no batches, but more to come".
+  if (!Number.isSafeInteger(query.limit) || query.limit < 1) throw new RangeError(`limit must be a positive integer, got ${query.limit}`)
+  let select = selectLive(db).where('b.project', '=', project)
+  if (query.after !== undefined) select = select.where('b.id', '<', query.after)
+  const rows = await select.orderBy('b.id', 'desc').limit(query.limit + 1).execute()
+  return { batches: rows.slice(0, query.limit).map(liveRowToBatch), hasMore: rows.length > query.limit }
 }

@@ -36,6 +36,12 @@ export interface SweepBatch {
 export interface FileService {
   /** The project's live file, or 404: the same 404 for a missing, expired or another project's file. */
   get: (project: string, id: string) => Promise<FileRecord>
+  /**
+   * The project's file, expired or not yet swept, and whether it has expired: for callers
+   * that answer an expired file otherwise than a missing one (creating a batch: 400, not
+   * 404). Null when missing or another project's.
+   */
+  find: (project: string, id: string) => Promise<{ record: FileRecord, expired: boolean } | null>
   /** A keyset page of the project's live files. */
   list: (query: Omit<ListFilesQuery, 'now'>) => Promise<ListFilesPage>
   /**
@@ -91,6 +97,14 @@ export function createFileService (deps: FileServiceDeps): FileService {
 
   return {
     get,
+
+    async find (project, id) {
+      if (!isFileId(id)) return null
+      // The store leaves out files expired at the `now` it is given; at the epoch none is.
+      const record = await fileStore.get(project, id, 0)
+      if (record === null) return null
+      return { record, expired: record.expiresAt !== null && record.expiresAt <= nowSeconds() }
+    },
 
     async list (query) {
       return await fileStore.list({ ...query, now: nowSeconds() })

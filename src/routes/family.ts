@@ -8,10 +8,10 @@ import type { FileRecord } from '../metadata/file-store.js'
  * What differs between the two route families: `/v1` answers OpenAI's bare shapes,
  * `/api/v1` wraps the same data in `{success, code, message, data}`.
  */
-export function routeFamily (wrapped: boolean) {
+export function routeFamily (wrapped: boolean, resource: 'files' | 'batches' = 'files') {
   return {
     wrapped,
-    tags: [wrapped ? 'files (envelope)' : 'files (OpenAI)'],
+    tags: [wrapped ? `${resource} (envelope)` : `${resource} (OpenAI)`],
     operationId: (name: string) => (wrapped ? `api${name[0]?.toUpperCase() ?? ''}${name.slice(1)}` : name),
     ok: <T extends TSchema>(schema: T, description: string) => (wrapped ? EnvelopeSchema(schema, description) : schema),
     error: wrapped ? ErrorEnvelopeSchema : ErrorResponseSchema,

@@ -31,6 +31,21 @@ t.test('/openapi.json is a valid OpenAPI 3.1 document covering every route, body
     t.ok(content.parameters.some((p: { in: string, name: string }) => p.in === 'header' && p.name === 'range'), 'Range header documented')
     t.ok(content.responses['206'] && content.responses['416'], 'partial and unsatisfiable answers documented')
   }
+  for (const prefix of ['/v1', '/api/v1']) {
+    const paths = doc.paths
+    t.same(Object.keys(paths[`${prefix}/batches`]).sort(), ['get', 'post'])
+    t.same(Object.keys(paths[`${prefix}/batches/{batch_id}`]).sort(), prefix === '/v1' ? ['get'] : ['get', 'post'], 'a retrieve by POST on /api/v1 only')
+    t.same(Object.keys(paths[`${prefix}/batches/{batch_id}/cancel`]), ['post'])
+    const create = paths[`${prefix}/batches`].post
+    const body = create.requestBody.content['application/json'].schema
+    t.same(body.required.sort(), ['completion_window', 'endpoint', 'input_file_id'])
+    t.same(body.properties.endpoint.enum, ['/v1/chat/completions', '/v1/embeddings', '/v1/completions', '/v1/responses', '/v1/moderations'], 'endpoint lists BATCH_ALLOWED_URLS')
+    t.ok(create.responses['400'] && create.responses['404'] && create.responses['503'], 'refusals documented')
+    t.same(paths[`${prefix}/batches`].get.parameters.map((p: { name: string }) => p.name).sort(), ['after', 'limit'])
+    t.same(create.tags, [prefix === '/v1' ? 'batches (OpenAI)' : 'batches (envelope)'])
+  }
+  const batch = doc.paths['/v1/batches/{batch_id}'].get.responses['200'].content['application/json'].schema
+  t.ok(batch.properties.request_counts && batch.properties.usage && batch.properties.cancelled_at, 'the Batch object documented')
   const wrapped = doc.paths['/api/v1/files/{file_id}'].get.responses['200'].content['application/json'].schema
   t.same(Object.keys(wrapped.properties).sort(), ['code', 'data', 'message', 'success'])
   t.ok(doc.components.securitySchemes.bearerAuth)

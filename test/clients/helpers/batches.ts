@@ -29,7 +29,7 @@ export const SKIP_NO_LITELLM = 'LITELLM_BASE_URL is not set: scripts/test-servic
 const lines = JSON.parse(await readFile(new URL('../../fixtures/openai-batch-lines.json', import.meta.url), 'utf8')) as { schemas: Record<string, object> }
 // A copy of ../shared/openai-spec/batches.json (OpenAI's published Batch schemas), so the
 // suite does not depend on a folder outside the repository.
-const batches = JSON.parse(await readFile(new URL('../../fixtures/openai-batches.json', import.meta.url), 'utf8')) as { schemas: Record<string, object> }
+const batches = JSON.parse(await readFile(new URL('../../fixtures/openai-batches-spec.json', import.meta.url), 'utf8')) as { schemas: Record<string, object> }
 // OpenAPI 3.0 schemas (nullable, x-* keywords): ajv with strict off; the spec's
 // `#/components/schemas/…` refs resolve inside one root document.
 const ajv = new Ajv({ strict: false })
