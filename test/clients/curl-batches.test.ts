@@ -59,7 +59,7 @@ for (const family of ['/v1', '/api/v1']) {
     t.equal(missing.status, 404)
     const errorOf = (r: { status: number, body: string }) => {
       const body = JSON.parse(r.body) as Record<string, unknown>
-      const error = (family === '/v1' ? body.error : body) as Record<string, unknown>
+      const error = (family === '/v1' ? body.error : (body.data as { error: unknown }).error) as Record<string, unknown>
       return { class: String(r.status), status: r.status, code: (error.code ?? null) as string | null, param: (error.param ?? null) as string | null, message: (error.message ?? null) as string | null }
     }
     const notes = path.join(t.testdirName, 'notes.jsonl')

@@ -1,11 +1,10 @@
-import { readFile } from 'node:fs/promises'
-import { Ajv } from 'ajv'
 import OpenAI, { toFile } from 'openai'
 import t from 'tap'
 import { BATCH_STATUSES } from '../../src/batches/lifecycle.js'
 import { KEY_A, startServer } from '../helpers/app.js'
 import { BATCH_ENV, postJson, requestLine, setBatchRow, uploadFile } from '../helpers/batches.js'
 import { getJson, send } from '../helpers/multipart.js'
+import { batchSchemas, openAiAjv } from '../helpers/openai-schemas.js'
 
 /**
  * Every Batch shape the routes answer validates against OpenAI's published schemas
@@ -15,28 +14,10 @@ import { getJson, send } from '../helpers/multipart.js'
  * `"in_progress_at": null`), against the schema with null allowed where a field is optional.
  */
 
-type JsonSchema = Record<string, unknown> & { properties?: Record<string, unknown>, required?: string[] }
-
-async function loadSpec (): Promise<Record<string, JsonSchema>> {
-  const spec = JSON.parse(await readFile(new URL('../fixtures/openai-batches-spec.json', import.meta.url), 'utf8')) as { schemas: Record<string, JsonSchema> }
-  return spec.schemas
-}
-
-/** OpenAI's Batch with `null` allowed for each property it does not require. */
-function withNulls (batch: JsonSchema): JsonSchema {
-  const required = new Set(batch.required ?? [])
-  const properties = Object.fromEntries(Object.entries(batch.properties ?? {}).map(([name, schema]) =>
-    [name, required.has(name) ? schema : { anyOf: [schema, { type: 'null' }] }]))
-  return { ...batch, properties }
-}
-
 t.test('answers validate against OpenAI\'s Batch, ListBatchesResponse and ErrorResponse', async (t) => {
-  const schemas = await loadSpec()
-  const files = JSON.parse(await readFile(new URL('../fixtures/openai-files-spec.json', import.meta.url), 'utf8')) as { schemas: Record<string, JsonSchema> }
-  const batchSchema = schemas.Batch
+  const batchSchema = batchSchemas.Batch
   if (batchSchema === undefined) throw new Error('no Batch in the fixture')
-  const ajv = new Ajv({ strict: false, validateFormats: false })
-  ajv.addSchema({ $id: 'openai', components: { schemas: { ...files.schemas, ...schemas, BatchWithNulls: withNulls(batchSchema) } } })
+  const ajv = openAiAjv
   const check = (name: string, value: unknown, what: string) => {
     const valid = ajv.validate({ $ref: `openai#/components/schemas/${name}` }, value)
     t.ok(valid, `${what} is a ${name}: ${JSON.stringify(ajv.errors)}`)

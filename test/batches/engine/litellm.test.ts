@@ -1,7 +1,6 @@
-import { readFile } from 'node:fs/promises'
-import { Ajv } from 'ajv'
 import t from 'tap'
 import { startServer } from '../../helpers/app.js'
+import { openAiValidator } from '../../helpers/openai-schemas.js'
 import { chatLines, createBatchRow, fileLines, isTerminal, uploadBatchFile, waitForBatch } from './helpers.js'
 
 /**
@@ -10,8 +9,7 @@ import { chatLines, createBatchRow, fileLines, isTerminal, uploadBatchFile, wait
  */
 const baseUrl = process.env.LITELLM_BASE_URL
 const key = process.env.LITELLM_MASTER_KEY
-const spec = JSON.parse(await readFile(new URL('../../fixtures/openai-batch-lines.json', import.meta.url), 'utf8')) as { schemas: Record<string, object> }
-const validateLine = new Ajv({ strict: false }).compile(spec.schemas.BatchRequestOutput!)
+const validateLine = openAiValidator('BatchRequestOutput')
 const MOCK_TEXT = 'files-api test answer from the LiteLLM mock'
 
 t.test('a batch against LiteLLM: completed, output lines validate, usage summed from the answers', {

@@ -1,14 +1,12 @@
-import { readFile } from 'node:fs/promises'
-import { Ajv } from 'ajv'
 import t, { type Test } from 'tap'
 import { startServer } from '../../helpers/app.js'
+import { openAiValidator } from '../../helpers/openai-schemas.js'
 import { freshDatabase, NO_POSTGRES_REASON, testDatabaseUrl } from '../../helpers/postgres.js'
 import { serviceEnv, startS3Server } from '../../helpers/s3-server.js'
 import { startControllableUpstream } from '../helpers/controllable-upstream.js'
 import { chatLines, createBatchRow, fileLines, isTerminal, uploadBatchFile, waitForBatch } from './helpers.js'
 
-const spec = JSON.parse(await readFile(new URL('../../fixtures/openai-batch-lines.json', import.meta.url), 'utf8')) as { schemas: Record<string, object> }
-const validateLine = new Ajv({ strict: false }).compile(spec.schemas.BatchRequestOutput!)
+const validateLine = openAiValidator('BatchRequestOutput')
 
 const FAST = { LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', BATCH_POLL_INTERVAL_MS: '50', BATCH_CHUNK_LINES: '7', BATCH_RETRY_BASE_MS: '20', BATCH_RETRY_MAX_MS: '200' }
 
