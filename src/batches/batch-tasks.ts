@@ -45,7 +45,7 @@ export interface BatchTasksDeps {
 
 export interface BatchTasks {
   /** Does the batch-level work that is due, a few batches at a time; returns how many batches it moved. */
-  runDue: (owner: string, ttlMs: number, limit: number) => Promise<number>
+  runDue: (owner: string, ttlMs: number, limit: number, signal?: AbortSignal) => Promise<number>
   /** Hands back every batch lease of `owner` (a stopping replica). */
   releaseOwned: (owner: string) => Promise<void>
 }
@@ -58,6 +58,9 @@ interface DueBatch {
   expiresAtMs: number | null
   outputExpiresAfterSeconds: number | null
 }
+
+/** How long a batch whose batch-level work failed is left alone before any replica tries again. */
+const FAILURE_HOLD_MS = 30_000
 
 export function createBatchTasks (deps: BatchTasksDeps): BatchTasks {
   const { db, dialect } = deps
@@ -106,17 +109,35 @@ export function createBatchTasks (deps: BatchTasksDeps): BatchTasks {
       .where('id', '=', id).where('worker_owner', '=', owner).execute()
   }
 
-  /** Keeps the batch lease while `work` runs (a large finalize may outlast one ttl). */
+  /** Extends only a lease this owner still holds: a late renewal never takes a batch back. */
+  async function renew (id: string, owner: string, ttlMs: number): Promise<void> {
+    await db.updateTable('batches').set({ worker_expires_at_ms: sql<number>`${now} + ${ttlMs}` })
+      .where('id', '=', id).where('worker_owner', '=', owner).execute()
+  }
+
+  /**
+   * Keeps the batch lease while `work` runs (a large finalize may outlast one ttl). After
+   * a failure the lease is kept for FAILURE_HOLD_MS instead of handed back: the batch
+   * then drops out of `due` for a while, so a few batches that keep failing (a store
+   * down) cannot hold up the work of every newer batch behind them.
+   */
   async function leased<T> (id: string, owner: string, ttlMs: number, work: () => Promise<T>): Promise<T> {
+    let renewing: Promise<void> | undefined
     const timer = setInterval(() => {
-      lease(id, owner, ttlMs).catch(() => {})
+      renewing ??= renew(id, owner, ttlMs).catch(() => {}).finally(() => { renewing = undefined })
     }, Math.max(100, Math.floor(ttlMs / 3)))
     timer.unref()
+    let failed = false
     try {
       return await work()
+    } catch (error) {
+      failed = true
+      throw error
     } finally {
       clearInterval(timer)
-      await unlease(id, owner).catch(() => {})
+      await renewing
+      if (failed) await renew(id, owner, FAILURE_HOLD_MS).catch(() => {})
+      else await unlease(id, owner).catch(() => {})
     }
   }
 
@@ -126,7 +147,7 @@ export function createBatchTasks (deps: BatchTasksDeps): BatchTasks {
     deps.log.warn({ batch: batch.id, code }, 'batch failed: its input cannot run')
   }
 
-  async function planOne (batch: DueBatch, owner: string): Promise<void> {
+  async function planOne (batch: DueBatch, owner: string, signal?: AbortSignal): Promise<void> {
     let storageKey: string
     try {
       storageKey = (await deps.fileService.get(batch.project, batch.inputFileId)).storageKey
@@ -139,10 +160,10 @@ export function createBatchTasks (deps: BatchTasksDeps): BatchTasks {
     }
     let plan: Awaited<ReturnType<typeof planBatchInput>>
     try {
-      plan = await planBatchInput(deps.blobStore, storageKey, deps.plan)
+      plan = await planBatchInput(deps.blobStore, storageKey, deps.plan, signal)
     } catch (error) {
       // Only a file without a request line is refused by the planner; a storage failure is tried again.
-      if (error instanceof RangeError) {
+      if (error instanceof RangeError && signal?.aborted !== true) {
         await fail(batch, owner, 'empty_file', 'The input file has no request line.', 'input_file_id')
         return
       }
@@ -175,11 +196,23 @@ export function createBatchTasks (deps: BatchTasksDeps): BatchTasks {
    * lease, in one transaction that also folds the sealed chunks' rows into the counts
    * and removes them. Returns false when the transition was refused (files removed).
    */
-  async function finalize (batch: DueBatch, owner: string, to: 'completed' | 'expired' | 'cancelled'): Promise<boolean> {
+  async function finalize (batch: DueBatch, owner: string, to: 'completed' | 'expired' | 'cancelled', signal?: AbortSignal): Promise<boolean> {
     const chunks = await doneChunks(db, batch.id)
     let moved = false
     const record = async (ids: ResultFileIds): Promise<void> => {
-      moved = await db.transaction().execute(async (trx) => {
+      moved = await recordFiles(ids).catch(async (error: unknown) => {
+        // The commit may have happened although the client saw an error (a connection
+        // lost at COMMIT): if the batch names these files, they are its results and must
+        // stay; finalizeResultFiles deletes what it made only when this throws.
+        const row = await db.selectFrom('batches').select(['output_file_id', 'error_file_id', 'status']).where('id', '=', batch.id).executeTakeFirst()
+        if (row !== undefined && row.status === to && row.output_file_id === ids.outputFileId && row.error_file_id === ids.errorFileId) return true
+        throw error
+      })
+      // Throwing makes finalizeResultFiles delete the files it just made.
+      if (!moved) throw new FinalizeRefused()
+    }
+    const recordFiles = async (ids: ResultFileIds): Promise<boolean> => {
+      return await db.transaction().execute(async (trx) => {
         const done = await transitionBatch(trx, dialect, { id: batch.id, workerOwner: owner }, to, ids)
         if (done === null) return false
         if (chunks.some((c) => c.sealed === true)) {
@@ -198,8 +231,6 @@ export function createBatchTasks (deps: BatchTasksDeps): BatchTasks {
         }
         return true
       })
-      // Throwing makes finalizeResultFiles delete the files it just made.
-      if (!moved) throw new FinalizeRefused()
     }
     try {
       await finalizeResultFiles(deps.resultFiles, {
@@ -207,7 +238,8 @@ export function createBatchTasks (deps: BatchTasksDeps): BatchTasks {
         project: batch.project,
         expiresAfterSeconds: batch.outputExpiresAfterSeconds,
         chunks,
-        onCommitted: record
+        onCommitted: record,
+        ...(signal === undefined ? {} : { signal })
       })
     } catch (error) {
       if (error instanceof FinalizeRefused) return false
@@ -217,28 +249,40 @@ export function createBatchTasks (deps: BatchTasksDeps): BatchTasks {
     return moved
   }
 
-  async function runOne (batch: DueBatch, owner: string, ttlMs: number): Promise<boolean> {
+  async function runOne (batch: DueBatch, owner: string, ttlMs: number, signal?: AbortSignal): Promise<boolean> {
     if (!await lease(batch.id, owner, ttlMs)) return false
     return await leased(batch.id, owner, ttlMs, async () => {
       switch (batch.status) {
         case 'validating':
-          await planOne(batch, owner)
+          // Never planned within its window (its input unreadable all along): nothing ran.
+          if (batch.expiresAtMs !== null && await dbNow() >= batch.expiresAtMs) {
+            return await transitionBatch(db, dialect, { id: batch.id, workerOwner: owner }, 'expired') !== null
+          }
+          await planOne(batch, owner, signal)
           return true
         case 'in_progress': {
-          const expired = batch.expiresAtMs !== null && await dbNow() >= batch.expiresAtMs
-          if (expired) return await finalize(batch, owner, 'expired')
+          // Expired when a chunk finished past the deadline (its unrun lines were recorded
+          // batch_expired); a batch whose every chunk was done in time is completed, however
+          // late this finalize runs.
+          if (await finishedLate(batch)) return await finalize(batch, owner, 'expired', signal)
           if (await transitionBatch(db, dialect, { id: batch.id, workerOwner: owner }, 'finalizing') === null) return false
-          return await finalize(batch, owner, 'completed')
+          return await finalize(batch, owner, 'completed', signal)
         }
         case 'finalizing':
-          return await finalize(batch, owner, 'completed')
+          return await finalize(batch, owner, 'completed', signal)
         case 'cancelling':
           if (!await seal(batch.id)) return false
-          return await finalize(batch, owner, 'cancelled')
+          return await finalize(batch, owner, 'cancelled', signal)
         default:
           return false
       }
     })
+  }
+
+  async function finishedLate (batch: DueBatch): Promise<boolean> {
+    if (batch.expiresAtMs === null) return false
+    const row = await db.selectFrom('batch_chunks').select((eb) => eb.fn.max('done_at_ms').as('last')).where('batch_id', '=', batch.id).executeTakeFirst()
+    return row?.last != null && toNumber(row.last) >= batch.expiresAtMs
   }
 
   async function dbNow (): Promise<number> {
@@ -247,14 +291,17 @@ export function createBatchTasks (deps: BatchTasksDeps): BatchTasks {
   }
 
   return {
-    async runDue (owner, ttlMs, limit) {
+    async runDue (owner, ttlMs, limit, signal) {
       let moved = 0
+      // A function, not a narrowed expression: the signal may abort during any await.
+      const aborted = (): boolean => signal?.aborted === true
       for (const batch of await due(limit)) {
+        if (aborted()) break
         try {
-          if (await runOne(batch, owner, ttlMs)) moved++
+          if (await runOne(batch, owner, ttlMs, signal)) moved++
         } catch (error) {
           // One batch's failure (storage down) must not stop the others; it is tried again.
-          deps.log.warn({ err: error, batch: batch.id, status: batch.status }, 'batch work failed; it will be tried again')
+          if (!aborted()) deps.log.warn({ err: error, batch: batch.id, status: batch.status }, 'batch work failed; it will be tried again')
         }
       }
       return moved

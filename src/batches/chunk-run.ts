@@ -34,6 +34,19 @@ import { usageOf } from './usage.js'
  */
 
 export type StopReason = 'cancel' | 'stop' | 'lease_lost'
+
+const FAILURE_BACKOFF_MS = 1000
+const MAX_FAILURE_BACKOFF_MS = 60_000
+
+/** The chunk could not be run (its input unreadable, the store or the database failing); it was handed back with a backoff. */
+export class ChunkFailedError extends Error {
+  readonly chunk: ClaimedChunk
+  constructor (chunk: ClaimedChunk, cause: unknown) {
+    super(`chunk ${chunk.seq} of ${chunk.batchId} failed (claim ${chunk.attempts}): ${cause instanceof Error ? cause.message : String(cause)}`, { cause })
+    this.name = 'ChunkFailedError'
+    this.chunk = chunk
+  }
+}
 export type RunEnd = 'completed' | StopReason
 
 export interface ChunkBatch {
@@ -105,6 +118,7 @@ export class ChunkRun {
   readonly #deps: ChunkRunDeps
   readonly #controller = new AbortController()
   #reason: StopReason | null = null
+  #failure: unknown = null
   /** Lines of the chunk not yet finished (recorded, or dropped by a stop): the engine's measure of work in hand. */
   #pending: number
 
@@ -150,36 +164,45 @@ export class ChunkRun {
       await Promise.all(inFlight)
     } catch (error) {
       // A stop aborts the ranged read too; that is the stop, not a failure of the chunk.
-      if (!signal.aborted) {
-        this.stop('stop')
-        await Promise.all(inFlight)
-        await this.#handBack()
-        throw error
-      }
+      if (!signal.aborted) this.#fail(error)
       await Promise.all(inFlight)
     }
     const reason = this.#reason
     if (reason === 'lease_lost') return reason
-    if (reason === 'stop') {
-      await this.#handBack()
-      return reason
-    }
+    if (reason === 'stop') return await this.#handBack()
     // Every line recorded, or the batch is cancelling: write what was recorded, complete.
     try {
       await writeChunkParts(deps.resultFiles, this.chunk)
       await deps.queue.complete(this.chunk)
     } catch (error) {
       if (error instanceof LeaseLostError) return 'lease_lost'
-      throw error
+      this.#fail(error)
+      return await this.#handBack()
     }
     this.#pending = 0
     return reason ?? 'completed'
   }
 
-  async #handBack (): Promise<void> {
-    await this.#deps.queue.release(this.chunk).catch((error: unknown) => {
+  /** A failure of the chunk itself (storage, database): stop, hand it back with a backoff, report it. */
+  #fail (error: unknown): void {
+    this.#failure ??= error
+    this.stop('stop')
+  }
+
+  /**
+   * Hands the chunk back: at once after a stop (another replica takes it now), or after a
+   * backoff growing with its claims when it failed, so a chunk that keeps failing (its
+   * input unreadable) is not claimed again in a tight loop. A failure is then rethrown
+   * for the engine to log and, past the deadline, to end the batch.
+   */
+  async #handBack (): Promise<'stop'> {
+    const failed = this.#failure !== null
+    const delay = failed ? Math.min(MAX_FAILURE_BACKOFF_MS, FAILURE_BACKOFF_MS * 2 ** Math.min(this.chunk.attempts - 1, 10)) : 0
+    await this.#deps.queue.defer(this.chunk, delay).catch((error: unknown) => {
       if (!(error instanceof LeaseLostError)) throw error
     })
+    if (failed) throw new ChunkFailedError(this.chunk, this.#failure)
+    return 'stop'
   }
 
   /** One line: send (a slot is held on entry), decide, retry or record. Never throws. */
@@ -194,19 +217,19 @@ export class ChunkRun {
     try {
       const pick = pickUpstream(deps.upstreams, line.body)
       if (!pick.ok) {
-        free()
         await this.#record({ line: lineNo, customId: line.customId, kind: 'error', result: failureLine({ id: lineId(), customId: line.customId, code: pick.code, message: pick.message }) })
         return
       }
       const base = pick.base
       for (let attempt = 0; ; attempt++) {
         if (deps.clock() >= this.batch.deadlineMs) {
-          free()
           await this.#expire(lineNo, line, 'The batch expired before this request could be sent.')
           return
         }
+        // The slot stays held until the answer is recorded (finally), not only until it
+        // arrives: an answer not yet recorded is re-sent after a crash, so it counts
+        // against the bound as much as a request on the wire.
         const outcome = await this.#send(base, line, signal)
-        free()
         const decision = decide({ outcome, attempt, now: deps.clock(), deadline: this.batch.deadlineMs, random: deps.random, backoff: deps.backoff })
         switch (decision.kind) {
           case 'abandon':
@@ -227,6 +250,8 @@ export class ChunkRun {
             await this.#expire(lineNo, line, `The batch expired before this request succeeded (last: ${decision.reason}).`)
             return
           case 'retry': {
+            // Waiting to retry holds no slot: the line is not in flight.
+            free()
             deps.observer.retried(base.baseUrl, outcome.kind === 'response' ? String(outcome.status) : outcome.code)
             if (!await sleepUntil(decision.at, deps.clock(), signal)) return
             // The budget is asked at send time; a refusal defers, never fails (retry-policy.ts).
@@ -248,10 +273,7 @@ export class ChunkRun {
     } catch (error) {
       // A record refused by the fence: the chunk is another holder's now.
       if (error instanceof LeaseLostError) this.stop('lease_lost')
-      else {
-        deps.log.warn({ err: error, batch: this.chunk.batchId, line: lineNo }, 'a batch line failed unexpectedly; the chunk is handed back')
-        this.stop('stop')
-      }
+      else this.#fail(error)
     } finally {
       free()
     }

@@ -4,7 +4,7 @@ import type { FileService } from '../files/file-service.js'
 import { ApiError } from '../errors.js'
 import type { BlobStore } from '../storage/blob-store.js'
 import { createBatchTasks, type BatchTasks } from './batch-tasks.js'
-import { ChunkRun, type ChunkBatch, type EngineObserver } from './chunk-run.js'
+import { ChunkFailedError, ChunkRun, type ChunkBatch, type EngineObserver } from './chunk-run.js'
 import { LeaseLostError, type ClaimedChunk } from './lease.js'
 import { transitionBatch } from './lifecycle.js'
 import { createBatchQueue, type BatchQueue } from './queue.js'
@@ -103,9 +103,11 @@ export function createBatchEngine (deps: BatchEngineDeps, options: BatchEngineOp
   let loop: Promise<void> | undefined
   let wakeUp: (() => void) | undefined
   let woken = false
-  let heartbeat: NodeJS.Timeout | undefined
-  let watch: NodeJS.Timeout | undefined
+  let heartbeat: { stop: () => Promise<void> } | undefined
+  let watch: { stop: () => Promise<void> } | undefined
   let lastTasks = 0
+  // Aborts batch-level work (a plan or a finalize may take longer than a lease) on stop.
+  let stopping = new AbortController()
 
   const wake = (): void => {
     woken = true
@@ -151,15 +153,26 @@ export function createBatchEngine (deps: BatchEngineDeps, options: BatchEngineOp
   }
 
   function startRun (chunk: ClaimedChunk, batch: ChunkBatch, upstreams: UpstreamMap): void {
+    // The deadline is the database's (expires_at); this replica's clock may be off by
+    // seconds. The claim returned the database's now + ttl, so the offset is known here.
+    const skew = chunk.leaseExpiresAtMs - options.leaseTtlMs - Date.now()
+    const clock = (): number => Date.now() + skew
     const run = new ChunkRun({
       blobStore: deps.blobStore, queue, results, resultFiles, upstreams, clients: deps.clients, budgets, slots,
-      backoff: options.backoff, maxLineBytes: options.maxLineBytes, random: deps.random ?? Math.random, clock: Date.now, observer, log: deps.log
+      backoff: options.backoff, maxLineBytes: options.maxLineBytes, random: deps.random ?? Math.random, clock, observer, log: deps.log
     }, chunk, batch)
     const key = `${chunk.batchId}/${chunk.seq}`
     const done = run.run().then((end) => {
       if (end === 'lease_lost') deps.log.warn({ batch: chunk.batchId, chunk: chunk.seq, epoch: chunk.epoch }, 'chunk lease lost; another replica holds it now')
-    }, (error: unknown) => {
-      deps.log.error({ err: error, batch: chunk.batchId, chunk: chunk.seq }, 'chunk run failed; it was handed back')
+    }, async (error: unknown) => {
+      deps.log.error({ err: error, batch: chunk.batchId, chunk: chunk.seq }, 'chunk run failed; it was handed back with a backoff')
+      // Failing still at the deadline: the batch cannot be finished (its lines cannot even
+      // be read to be expired), so it fails, saying which lines, instead of running forever.
+      if (error instanceof ChunkFailedError && clock() >= batch.deadlineMs) {
+        const cause = error.cause instanceof Error ? error.cause.message : String(error.cause)
+        const errors = JSON.stringify({ object: 'list', data: [{ code: 'batch_failed', message: `Lines ${chunk.lineStart}–${chunk.lineEnd - 1} could not be run before the batch expired: ${cause.slice(0, 500)}`, param: null, line: chunk.lineStart }] })
+        await transitionBatch(deps.db, deps.dialect, { id: chunk.batchId }, 'failed', { errors }).catch(() => null)
+      }
     }).finally(() => {
       runs.delete(key)
       if (![...runs.values()].some((r) => r.run.chunk.batchId === chunk.batchId)) batches.delete(chunk.batchId)
@@ -194,7 +207,7 @@ export function createBatchEngine (deps: BatchEngineDeps, options: BatchEngineOp
     // at once when woken by a run that ended (its chunk may have been the batch's last).
     if (woken || started - lastTasks >= options.pollIntervalMs) {
       lastTasks = started
-      await tasks.runDue(owner, options.leaseTtlMs, TASKS_PER_PASS)
+      await tasks.runDue(owner, options.leaseTtlMs, TASKS_PER_PASS, stopping.signal)
     }
     if (deps.upstreams !== null) await fill(deps.upstreams)
   }
@@ -221,15 +234,14 @@ export function createBatchEngine (deps: BatchEngineDeps, options: BatchEngineOp
     }
   }
 
-  function every (ms: number, job: () => Promise<void>, name: string): NodeJS.Timeout {
-    let busy = false
+  /** A job on a timer that never overlaps itself; `stop` clears it and waits for a run under way. */
+  function every (ms: number, job: () => Promise<void>, name: string): { stop: () => Promise<void> } {
+    let current: Promise<void> | undefined
     const timer = setInterval(() => {
-      if (busy) return
-      busy = true
-      job().catch((error: unknown) => { deps.log.warn({ err: error }, `${name} failed`) }).finally(() => { busy = false })
+      current ??= job().catch((error: unknown) => { deps.log.warn({ err: error }, `${name} failed`) }).finally(() => { current = undefined })
     }, ms)
     timer.unref()
-    return timer
+    return { stop: async () => { clearInterval(timer); await current } }
   }
 
   return {
@@ -237,6 +249,7 @@ export function createBatchEngine (deps: BatchEngineDeps, options: BatchEngineOp
     start () {
       if (running) return
       running = true
+      stopping = new AbortController()
       heartbeat = every(Math.max(100, Math.floor(options.leaseTtlMs / 3)), renewAll, 'batch lease heartbeat')
       watch = every(options.pollIntervalMs, watchStatus, 'batch status watch')
       loop = (async () => {
@@ -254,12 +267,18 @@ export function createBatchEngine (deps: BatchEngineDeps, options: BatchEngineOp
     async stop () {
       if (!running) return
       running = false
-      clearInterval(heartbeat)
-      clearInterval(watch)
+      // Runs first, then the loop: a pass may be in the middle of a long finalize, and
+      // the runs must not keep sending meanwhile. The heartbeat goes on until every run
+      // has handed its chunk back, so no lease lapses into a takeover while stopping.
+      stopping.abort()
+      for (const { run } of runs.values()) run.stop('stop')
       wake()
       await loop
+      // A run the last pass started after the first round of stops.
       for (const { run } of runs.values()) run.stop('stop')
       await Promise.all([...runs.values()].map((r) => r.done))
+      await heartbeat?.stop()
+      await watch?.stop()
       // Whatever a run could not hand back itself (its store call failed) goes back here.
       await queue.releaseOwned(owner).catch((error: unknown) => { deps.log.warn({ err: error }, 'could not hand back chunk leases; they lapse instead') })
       await tasks.releaseOwned(owner).catch(() => {})

@@ -136,6 +136,14 @@ export function createBatchQueue (db: Kysely<BatchDatabase>, dialect: Dialect): 
     async plan (batchId, chunks) {
       validatePlan(chunks)
       return await db.transaction().execute(async (trx) => {
+        // A batch is planned once. A second planner (one whose batch lease lapsed, or a
+        // replica with another BATCH_CHUNK_LINES during a rolling deploy) would otherwise
+        // add chunks whose byte ranges overlap the first plan's, and lines already run
+        // would run again. The batch row's lock (PostgreSQL) orders two planners; SQLite
+        // has one writer.
+        if (dialect === 'postgres') await sql`select id from batches where id = ${batchId} for update`.execute(trx)
+        const planned = await trx.selectFrom('batch_chunks').select('seq').where('batch_id', '=', batchId).limit(1).executeTakeFirst()
+        if (planned !== undefined) return 0
         let inserted = 0
         for (let from = 0; from < chunks.length; from += PLAN_ROWS_PER_INSERT) {
           const rows = chunks.slice(from, from + PLAN_ROWS_PER_INSERT).map((c, i) => ({
@@ -146,7 +154,6 @@ export function createBatchQueue (db: Kysely<BatchDatabase>, dialect: Dialect): 
             line_start: c.lineStart,
             line_end: c.lineEnd
           }))
-          // A planner that crashed after its commit and plans again inserts nothing new.
           const result = await trx.insertInto('batch_chunks').values(rows)
             .onConflict((oc) => oc.columns(['batch_id', 'seq']).doNothing()).executeTakeFirst()
           inserted += Number(result.numInsertedOrUpdatedRows ?? 0n)

@@ -2,7 +2,8 @@
  * The per-replica bound on upstream requests in flight (BATCH_CONCURRENCY): a counting
  * semaphore whose waiters queue in arrival order. It is what makes "a crash re-sends at
  * most BATCH_CONCURRENCY requests" true: a line holds a slot from just before its send
- * until its answer is recorded or its retry is scheduled, never while it waits to retry.
+ * until its answer is recorded in the database or its retry is scheduled, never while
+ * it waits to retry.
  */
 export class RequestSlots {
   readonly #max: number
