@@ -2,7 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { FastifyInstance } from 'fastify'
 import { BatchIdParamsSchema, BatchObjectSchema, CreateBatchBodySchema, ListBatchesQuerySchema, ListBatchesResponseSchema } from '../../schemas/batches.js'
 import { toBatchObject } from './batch-object.js'
-import { routeFamily } from './family.js'
+import { listPage, routeFamily } from './family.js'
 
 export interface BatchesRoutesOptions {
   /** true for `/api/v1` (answers wrapped in `{success, code, message, data}`), false for OpenAI's `/v1`. */
@@ -54,14 +54,7 @@ export default async function batchesRoutes (fastify: FastifyInstance, options: 
   }, async (request) => {
     const { after, limit = 20 } = request.query
     const page = await app.batches.list(request.project, { limit, ...(after === undefined ? {} : { after }) })
-    const data = page.batches.map(toBatchObject)
-    return family.reply({
-      object: 'list' as const,
-      data,
-      first_id: data[0]?.id ?? null,
-      last_id: data.at(-1)?.id ?? null,
-      has_more: page.hasMore
-    })
+    return family.reply(listPage(page.batches.map(toBatchObject), page.hasMore))
   })
 
   const retrieve = {

@@ -35,3 +35,8 @@ export function toFileObject (record: FileRecord): FileObject {
   if (record.warnings.length > 0) object.warnings = record.warnings
   return object
 }
+
+/** OpenAI's list page: `first_id`/`last_id` null on an empty page. */
+export function listPage<T extends { id: string }> (data: T[], hasMore: boolean): { object: 'list', data: T[], first_id: string | null, last_id: string | null, has_more: boolean } {
+  return { object: 'list', data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: hasMore }
+}

@@ -5,7 +5,7 @@ import type { QuotaGuard } from '../upload/quota.js'
 import type { UploadDeps } from '../upload/upload-file.js'
 import type { UploadSlots } from '../upload/upload-slots.js'
 import contentRoute from './content.js'
-import { routeFamily, toFileObject } from './family.js'
+import { listPage, routeFamily, toFileObject } from './family.js'
 import uploadRoute from './upload.js'
 
 export interface FilesRoutesOptions {
@@ -49,14 +49,7 @@ export default async function filesRoutes (fastify: FastifyInstance, options: Fi
       ...(after === undefined ? {} : { after }),
       ...(purpose === undefined ? {} : { purpose })
     })
-    const data = page.files.map(toFileObject)
-    return family.reply({
-      object: 'list' as const,
-      data,
-      first_id: data[0]?.id ?? null,
-      last_id: data.at(-1)?.id ?? null,
-      has_more: page.hasMore
-    })
+    return family.reply(listPage(page.files.map(toFileObject), page.hasMore))
   })
 
   app.get('/files/:file_id', {
