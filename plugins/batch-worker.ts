@@ -91,6 +91,15 @@ async function batchWorkerPlugin (app: FastifyInstance, options: BatchWorkerPlug
     collect () { this.set(engine.heldChunks()) }
   })
   new Gauge({
+    name: 'files_api_batch_upstream_concurrency_limit',
+    help: 'This replica\'s adaptive limit of requests in flight to each upstream (at most its share of UPSTREAM_MAX_CONCURRENCY).',
+    labelNames: ['upstream'] as const,
+    registers,
+    collect () {
+      for (const l of engine.upstreamLimits()) this.set({ upstream: l.upstream }, l.limit)
+    }
+  })
+  new Gauge({
     name: 'files_api_batch_lines_queued',
     help: 'Lines of queued chunks waiting for a replica, in the whole deployment (from the metadata database).',
     registers,

@@ -79,6 +79,10 @@ export const ConfigSchema = Type.Object({
     minLength: 1,
     description: 'Comma-separated `model=baseUrl` pairs for deployments where each server serves one model; UPSTREAM_BASE_URL, when set, serves the other models.'
   })),
+  UPSTREAM_MAX_CONCURRENCY: Type.Integer({
+    minimum: 1, maximum: 100000, default: 256,
+    description: 'Requests in flight to one upstream from the whole deployment: replicas share it equally; below it each adapts (AIMD) to the upstream\'s answers and latency.'
+  }),
   UPSTREAM_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 10000, description: 'Longest wait for a TCP connection to an upstream; then the request is retried.' }),
   UPSTREAM_HEADERS_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 600000, description: 'Longest an upstream may take to start answering one request; then the request is retried.' }),
   UPSTREAM_BODY_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 120000, description: 'Longest silence inside an upstream answer; then the request is retried.' }),

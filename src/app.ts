@@ -177,6 +177,7 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
       chunkBytes: 8 * 1024 * 1024,
       leaseTtlMs: config.BATCH_LEASE_TTL_MS,
       pollIntervalMs: config.BATCH_POLL_INTERVAL_MS,
+      upstreamCeiling: config.UPSTREAM_MAX_CONCURRENCY,
       maxLineBytes: config.BATCH_MAX_LINE_BYTES,
       backoff: { baseMs: config.BATCH_RETRY_BASE_MS, capMs: config.BATCH_RETRY_MAX_MS }
     },

@@ -7,8 +7,9 @@ import type { BatchQueue } from './queue.js'
 import type { RequestSlots } from './request-slots.js'
 import { answerLine, failureLine, resultKind, writeChunkParts, type ResultFilesDeps } from './result-files.js'
 import type { BatchResults, LineResult } from './results.js'
-import { decide, type BackoffOptions, type Random, type RetryBudgets } from './retry-policy.js'
-import type { UpstreamClients } from './upstream-client.js'
+import { decide, parseRetryAfter, type BackoffOptions, type Random, type RetryBudgets } from './retry-policy.js'
+import type { UpstreamClients, UpstreamOutcome } from './upstream-client.js'
+import { loadSignal, type UpstreamLimiters } from './upstream-limiter.js'
 import { pickUpstream, type UpstreamBase, type UpstreamMap } from './upstream-url.js'
 import { usageOf } from './usage.js'
 
@@ -75,6 +76,8 @@ export interface ChunkRunDeps {
   clients: UpstreamClients
   budgets: RetryBudgets
   slots: RequestSlots
+  /** Adaptive concurrency per upstream, shared by every chunk run of the replica. */
+  limiters: UpstreamLimiters
   backoff: BackoffOptions
   maxLineBytes: number
   random: Random
@@ -279,13 +282,19 @@ export class ChunkRun {
     }
   }
 
-  async #send (base: UpstreamBase, line: ParsedLine, signal: AbortSignal) {
+  /** Sends under the upstream's adaptive limit (upstream-limiter.ts), which the answer then adjusts. */
+  async #send (base: UpstreamBase, line: ParsedLine, signal: AbortSignal): Promise<UpstreamOutcome> {
     const deps = this.#deps
+    const limiter = deps.limiters.for(base.baseUrl)
+    if (!await limiter.acquire(signal)) return { kind: 'transport', code: 'aborted', message: 'request aborted by the caller' }
     deps.observer.sent(base.baseUrl)
     const started = performance.now()
     const outcome = await deps.clients.send(base, { method: 'POST', url: line.url, body: line.body, signal })
+    const ms = performance.now() - started
+    const pause = outcome.kind === 'response' && (outcome.status === 429 || outcome.status === 503) ? parseRetryAfter(outcome.retryAfter, Date.now()) : null
+    limiter.release(loadSignal(outcome), ms, pause)
     const label = outcome.kind === 'response' ? String(outcome.status) : outcome.code
-    deps.observer.answered(base.baseUrl, label, (performance.now() - started) / 1000)
+    deps.observer.answered(base.baseUrl, label, ms / 1000)
     return outcome
   }
 

@@ -14,7 +14,9 @@ import { createBatchResults } from './results.js'
 import { RetryBudgets, type BackoffOptions, type Random } from './retry-policy.js'
 import { toNumber, type BatchDatabase, type Dialect } from './tables.js'
 import type { UpstreamClients } from './upstream-client.js'
+import { UpstreamLimiters } from './upstream-limiter.js'
 import type { UpstreamMap } from './upstream-url.js'
+import { createWorkerRegistry, shareOf } from './worker-registry.js'
 import type { Kysely } from 'kysely'
 
 /**
@@ -31,7 +33,9 @@ import type { Kysely } from 'kysely'
  * - run each claimed chunk (chunk-run.ts); one RequestSlots bounds the requests in flight
  *   across all of them.
  * Two timers beside it: the heartbeat renews every held lease each third of its ttl (a
- * renewal refused stops that chunk's run: lease lost), and the status watch reads the
+ * renewal refused stops that chunk's run: lease lost) and this replica's registration,
+ * re-taking its share of each upstream's ceiling (worker-registry.ts, upstream-limiter.ts
+ * adapts below it); the status watch reads the
  * held batches' status every poll interval, so a cancel stops their runs within about
  * a second. `stop()` stops claiming, aborts requests in flight and hands every lease
  * back at once; a killed replica's leases lapse after BATCH_LEASE_TTL_MS instead.
@@ -45,6 +49,8 @@ export interface BatchEngineOptions {
   chunkBytes: number
   leaseTtlMs: number
   pollIntervalMs: number
+  /** Requests in flight to one upstream from the whole deployment (UPSTREAM_MAX_CONCURRENCY); each replica takes its share. */
+  upstreamCeiling: number
   maxLineBytes: number
   backoff: BackoffOptions
 }
@@ -76,6 +82,8 @@ export interface BatchEngine {
   inFlight: () => number
   /** Chunks this replica holds now. */
   heldChunks: () => number
+  /** Each upstream's adaptive limit, requests in flight and this replica's ceiling. */
+  upstreamLimits: () => Array<{ upstream: string, limit: number, inFlight: number, ceiling: number }>
 }
 
 const NO_OBSERVER: EngineObserver = { sent () {}, answered () {}, retried () {}, recorded () {} }
@@ -94,6 +102,9 @@ export function createBatchEngine (deps: BatchEngineDeps, options: BatchEngineOp
     plan: { maxLines: options.chunkLines, maxBytes: options.chunkBytes }, log: deps.log
   })
   const slots = new RequestSlots(options.concurrency)
+  const registry = createWorkerRegistry(deps.db, deps.dialect, options.leaseTtlMs)
+  // Until the first heartbeat says otherwise, assume this replica is alone.
+  const limiters = new UpstreamLimiters(options.upstreamCeiling)
   const budgets = new RetryBudgets(deps.random === undefined ? {} : { random: deps.random })
   const observer = deps.observer ?? NO_OBSERVER
   const runs = new Map<string, { run: ChunkRun, done: Promise<void> }>()
@@ -158,7 +169,7 @@ export function createBatchEngine (deps: BatchEngineDeps, options: BatchEngineOp
     const skew = chunk.leaseExpiresAtMs - options.leaseTtlMs - Date.now()
     const clock = (): number => Date.now() + skew
     const run = new ChunkRun({
-      blobStore: deps.blobStore, queue, results, resultFiles, upstreams, clients: deps.clients, budgets, slots,
+      blobStore: deps.blobStore, queue, results, resultFiles, upstreams, clients: deps.clients, budgets, slots, limiters,
       backoff: options.backoff, maxLineBytes: options.maxLineBytes, random: deps.random ?? Math.random, clock, observer, log: deps.log
     }, chunk, batch)
     const key = `${chunk.batchId}/${chunk.seq}`
@@ -212,7 +223,14 @@ export function createBatchEngine (deps: BatchEngineDeps, options: BatchEngineOp
     if (deps.upstreams !== null) await fill(deps.upstreams)
   }
 
+  /** Registers this replica's heartbeat and takes its share of each upstream's ceiling. */
+  async function beat (): Promise<void> {
+    const replicas = await registry.heartbeat(owner)
+    limiters.setCeiling(shareOf(options.upstreamCeiling, replicas))
+  }
+
   async function renewAll (): Promise<void> {
+    await beat().catch((error: unknown) => { deps.log.warn({ err: error }, 'worker heartbeat failed; keeping the current share') })
     for (const { run } of runs.values()) {
       if (run.stopReason !== null) continue
       await queue.renew(run.chunk, options.leaseTtlMs).catch((error: unknown) => {
@@ -253,6 +271,7 @@ export function createBatchEngine (deps: BatchEngineDeps, options: BatchEngineOp
       heartbeat = every(Math.max(100, Math.floor(options.leaseTtlMs / 3)), renewAll, 'batch lease heartbeat')
       watch = every(options.pollIntervalMs, watchStatus, 'batch status watch')
       loop = (async () => {
+        await beat().catch((error: unknown) => { deps.log.warn({ err: error }, 'worker registration failed; trying again at the next heartbeat') })
         while (running) {
           try {
             await pass()
@@ -282,9 +301,12 @@ export function createBatchEngine (deps: BatchEngineDeps, options: BatchEngineOp
       // Whatever a run could not hand back itself (its store call failed) goes back here.
       await queue.releaseOwned(owner).catch((error: unknown) => { deps.log.warn({ err: error }, 'could not hand back chunk leases; they lapse instead') })
       await tasks.releaseOwned(owner).catch(() => {})
+      await registry.leave(owner).catch(() => {})
+      limiters.close()
     },
     wake,
     inFlight: () => slots.inUse,
-    heldChunks: () => runs.size
+    heldChunks: () => runs.size,
+    upstreamLimits: () => [...limiters.entries()].map(([upstream, l]) => ({ upstream, limit: l.limit, inFlight: l.inFlight, ceiling: l.ceiling }))
   }
 }

@@ -84,7 +84,15 @@ export interface BatchResultsTable {
   usage_total_tokens: Int8Default
 }
 
+/** The `batch_workers` table of migration 0007: replicas running a worker, with a heartbeat. */
+export interface BatchWorkersTable {
+  owner: string
+  started_at_ms: Int8
+  heartbeat_at_ms: Int8
+}
+
 export interface BatchDatabase {
+  batch_workers: BatchWorkersTable
   batches: BatchesTable
   batch_chunks: BatchChunksTable
   batch_results: BatchResultsTable

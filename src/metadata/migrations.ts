@@ -97,6 +97,18 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable('batches').addColumn('worker_owner', 'text').execute()
       await db.schema.alterTable('batches').addColumn('worker_expires_at_ms', 'bigint').execute()
     }
+  },
+  '0007_batch_workers': {
+    // The replicas running a batch worker, each with a heartbeat (database clock), so each
+    // takes its share of an upstream's deployment-wide ceiling (src/batches/worker-registry.ts).
+    async up (db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable('batch_workers')
+        .addColumn('owner', 'text', (col) => col.primaryKey())
+        .addColumn('started_at_ms', 'bigint', (col) => col.notNull())
+        .addColumn('heartbeat_at_ms', 'bigint', (col) => col.notNull())
+        .execute()
+    }
   }
 }
 

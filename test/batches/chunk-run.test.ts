@@ -6,6 +6,7 @@ import { createBatchQueue } from '../../src/batches/queue.js'
 import { RequestSlots } from '../../src/batches/request-slots.js'
 import { createBatchResults, type BatchResults } from '../../src/batches/results.js'
 import { RetryBudgets } from '../../src/batches/retry-policy.js'
+import { UpstreamLimiters } from '../../src/batches/upstream-limiter.js'
 import { createUpstreamClients, DEFAULT_UPSTREAM_CLIENT_OPTIONS } from '../../src/batches/upstream-client.js'
 import { singleUpstream } from '../../src/batches/upstream-url.js'
 import { createFsBlobStore } from '../../src/storage/fs-blob-store.js'
@@ -49,7 +50,7 @@ t.test('the in-flight bound covers answers not yet recorded: a crash re-sends at
   t.teardown(() => clearInterval(watch))
   const run = new ChunkRun({
     blobStore: store, queue, results, resultFiles: { blobStore: store, results: real, fileService: {} as never, storagePrefix: 'files/', now: Date.now },
-    upstreams: singleUpstream(`${upstream.url}/v1`), clients, budgets: new RetryBudgets(), slots: new RequestSlots(3),
+    upstreams: singleUpstream(`${upstream.url}/v1`), clients, budgets: new RetryBudgets(), slots: new RequestSlots(3), limiters: new UpstreamLimiters(256),
     backoff: { baseMs: 1, capMs: 2 }, maxLineBytes: 1 << 20, random: Math.random, clock: Date.now,
     observer: { sent () {}, answered () {}, retried () {}, recorded () {} }, log: { warn () {} }
   }, chunk, { id: batchId, inputKey: 'in', deadlineMs: Date.now() + 60_000 })

@@ -5,7 +5,7 @@ import { createApiKeyTable } from '../../../src/api-keys.js'
 import { buildApp } from '../../../src/app.js'
 import { KEY_A, startServer } from '../../helpers/app.js'
 import { startControllableUpstream } from '../helpers/controllable-upstream.js'
-import { PROJECT_A, chatLines, createBatchRow, fileLines, isTerminal, uploadBatchFile, waitForBatch } from './helpers.js'
+import { PROJECT_A, chatLines, partsLeft, createBatchRow, fileLines, isTerminal, uploadBatchFile, waitForBatch } from './helpers.js'
 
 const FAST = { LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', BATCH_POLL_INTERVAL_MS: '50', BATCH_CHUNK_LINES: '10', BATCH_RETRY_BASE_MS: '50', BATCH_RETRY_MAX_MS: '500' }
 
@@ -38,9 +38,7 @@ t.test('cancel: cancelled within seconds, in-flight requests aborted, nothing se
   t.equal(batch.requestCounts.total, 100)
   const db = app.fileStore.batchDb
   t.same(await db.selectFrom('batch_results').selectAll().execute(), [], 'recorded rows folded and removed')
-  const parts: string[] = []
-  for await (const blob of app.blobStore.list('files/batch-parts/')) parts.push(blob.key)
-  t.same(parts, [])
+  t.same(await partsLeft(app), [])
   // A second cancel of a cancelled batch changes nothing.
   t.equal(await transitionBatch(db, app.fileStore.dialect, { id: created.id }, 'cancelling'), null)
 })

@@ -57,3 +57,18 @@ export async function fileLines (url: string, fileId: string, key = KEY_A): Prom
   const text = await res.text()
   return text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>)
 }
+
+/**
+ * The batch parts left in the store, once the finalizer is done with them: it removes
+ * them just after recording the batch's terminal status, so a reader that saw the status
+ * may be a moment early. Waits up to `timeoutMs` for none to be left.
+ */
+export async function partsLeft (app: FastifyInstance, timeoutMs = 5000): Promise<string[]> {
+  const until = Date.now() + timeoutMs
+  for (;;) {
+    const parts: string[] = []
+    for await (const blob of app.blobStore.list('files/batch-parts/')) parts.push(blob.key)
+    if (parts.length === 0 || Date.now() > until) return parts
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}

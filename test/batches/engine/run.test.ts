@@ -4,7 +4,7 @@ import { openAiValidator } from '../../helpers/openai-schemas.js'
 import { freshDatabase, NO_POSTGRES_REASON, testDatabaseUrl } from '../../helpers/postgres.js'
 import { serviceEnv, startS3Server } from '../../helpers/s3-server.js'
 import { startControllableUpstream } from '../helpers/controllable-upstream.js'
-import { chatLines, createBatchRow, fileLines, isTerminal, uploadBatchFile, waitForBatch } from './helpers.js'
+import { chatLines, partsLeft, createBatchRow, fileLines, isTerminal, uploadBatchFile, waitForBatch } from './helpers.js'
 
 const validateLine = openAiValidator('BatchRequestOutput')
 
@@ -53,7 +53,5 @@ async function completes (t: Test, env: Record<string, string>): Promise<void> {
   const db = app.fileStore.batchDb
   t.same(await db.selectFrom('batch_results').selectAll().execute(), [])
   t.same((await db.selectFrom('batch_chunks').select('state').execute()).map((r) => r.state), Array(4).fill('done'))
-  const parts: string[] = []
-  for await (const blob of app.blobStore.list('files/batch-parts/')) parts.push(blob.key)
-  t.same(parts, [], 'the parts were removed')
+  t.same(await partsLeft(app), [], 'the parts were removed')
 }

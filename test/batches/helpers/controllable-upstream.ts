@@ -44,6 +44,10 @@ export interface ControllableUpstream {
   /** Next answers, in order; once used up, `fallback` (default: 200). */
   queue: (...faults: Fault[]) => void
   setFallback: (fault: Fault) => void
+  /** A hard capacity, as a saturated inference server has: a request arriving while `n` are in flight is answered 429 at once (with `retryAfter` if given). */
+  limitConcurrency: (n: number, retryAfter?: string) => void
+  /** Requests answered 429 by the hard capacity. */
+  overCapacity: () => number
   /** Each request after this, not served from `queue`, gets `fault` with probability `rate` (random: a seeded source). */
   storm: (rate: number, fault: Fault, random: () => number) => void
   /** Models answered with 400 (a bad request the upstream refuses, a final error). */
@@ -70,6 +74,8 @@ export async function startControllableUpstream (): Promise<ControllableUpstream
   const rejected = new Set<string>()
   let fallback: Fault = {}
   let stormy: { rate: number, fault: Fault, random: () => number } | null = null
+  let capacity: { n: number, retryAfter: string | undefined } | null = null
+  let overCapacity = 0
   let connections = 0
   let aborted = 0
   let inFlight = 0
@@ -77,6 +83,14 @@ export async function startControllableUpstream (): Promise<ControllableUpstream
   let counter = 0
 
   const server = http.createServer((req, res) => {
+    if (capacity !== null && inFlight >= capacity.n) {
+      overCapacity += 1
+      req.resume()
+      const headers: Record<string, string> = { 'content-type': 'application/json' }
+      if (capacity.retryAfter !== undefined) headers['retry-after'] = capacity.retryAfter
+      res.writeHead(429, headers).end(JSON.stringify({ error: { message: 'over capacity', type: 'rate_limit_error', param: null, code: null } }))
+      return
+    }
     inFlight += 1
     maxInFlight = Math.max(maxInFlight, inFlight)
     let done = false
@@ -141,6 +155,8 @@ export async function startControllableUpstream (): Promise<ControllableUpstream
     queue: (...faults) => { pending.push(...faults) },
     setFallback: (fault) => { fallback = fault },
     storm: (rate, fault, random) => { stormy = { rate, fault, random } },
+    limitConcurrency: (n, retryAfter) => { capacity = { n, retryAfter } },
+    overCapacity: () => overCapacity,
     rejectModels: (...models) => { for (const m of models) rejected.add(m) },
     refuse,
     reopen: async () => { await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve)) },
