@@ -45,37 +45,115 @@ export interface BatchResults {
   page (batchId: string, seq: number, kind: ResultKind, afterLine: number, limit: number): Promise<StoredResult[]>
 }
 
+/** Rows per grouped INSERT: 12 values each stays far below SQLite's 32766 variables. */
+const MAX_GROUP = 500
+
+interface Pending {
+  lease: Lease
+  result: LineResult
+  resolve: (outcome: 'recorded' | 'duplicate') => void
+  reject: (error: unknown) => void
+}
+
+/**
+ * Results are recorded with group commit: the records that arrive while one INSERT runs
+ * go together in the next, one statement (one transaction, one fsync) for up to
+ * MAX_GROUP lines, instead of one each. The fence is the same for every row of the group
+ * — joined with its chunk at the held epoch, still leased, the line inside it — so a
+ * group mixing chunks and leases records each row exactly as a statement of its own
+ * would. A caller's record resolves only once its group has committed.
+ */
 export function createBatchResults (db: Kysely<BatchDatabase>, dialect: Dialect): BatchResults {
-  // A share lock on the chunk row, taken by the INSERT's own SELECT: a concurrent claim
-  // (FOR UPDATE SKIP LOCKED) skips the row and a concurrent complete waits until this
+  // A share lock on the chunk rows, taken by the INSERT's own SELECT: a concurrent claim
+  // (FOR UPDATE SKIP LOCKED) skips them and a concurrent complete waits until this
   // insert has committed, then folds it; an insert queued behind a complete re-reads the
   // chunk, finds it done and inserts nothing. SQLite has one writer.
-  const shareLock = dialect === 'postgres' ? sql`for share` : sql``
+  const shareLock = dialect === 'postgres' ? sql`for share of c` : sql``
+  // VALUES parameters have no type on PostgreSQL until cast.
+  const int = (v: number) => sql`cast(${v} as bigint)`
+  const text = (v: string) => sql`cast(${v} as text)`
+  let pending: Pending[] = []
+  let flushing = false
+
+  async function insertGroup (group: Pending[]): Promise<Set<string>> {
+    const values = group.map(({ lease, result: r }) => {
+      const u = r.usage
+      return sql`(${text(lease.batchId)}, ${int(lease.seq)}, ${int(lease.epoch)}, ${int(r.line)}, ${text(r.kind)}, ${text(r.customId)}, ${text(r.result)},
+        ${int(u?.inputTokens ?? 0)}, ${int(u?.cachedTokens ?? 0)}, ${int(u?.outputTokens ?? 0)}, ${int(u?.reasoningTokens ?? 0)}, ${int(u?.totalTokens ?? 0)})`
+    })
+    // One statement: the fence (each row's chunk at its held epoch, the line inside it)
+    // and the insert together; the batch row is not touched (complete folds the counts).
+    // `where true`: SQLite needs it to read ON CONFLICT after a join.
+    const { rows } = await sql<{ batch_id: string, line: number | string }>`
+      with v (batch_id, seq, epoch, line, kind, custom_id, result, u_in, u_cached, u_out, u_reasoning, u_total) as (values ${sql.join(values)})
+      insert into batch_results (batch_id, line, seq, kind, custom_id, result, recorded_epoch,
+        usage_input_tokens, usage_cached_tokens, usage_output_tokens, usage_reasoning_tokens, usage_total_tokens)
+      select v.batch_id, v.line, v.seq, v.kind, v.custom_id, v.result, c.lease_epoch,
+        v.u_in, v.u_cached, v.u_out, v.u_reasoning, v.u_total
+      from v join batch_chunks c
+        on c.batch_id = v.batch_id and c.seq = v.seq and c.lease_epoch = v.epoch and c.state = 'leased'
+        and c.line_start <= v.line and c.line_end > v.line
+      where true
+      ${shareLock}
+      on conflict (batch_id, line) do nothing
+      returning batch_id, line`.execute(db)
+    return new Set(rows.map((row) => `${row.batch_id}/${toNumber(row.line)}`))
+  }
+
+  /** Why a row was not inserted: its line had a result already, or the fence refused. Nothing was written either way. */
+  async function settleMissing (missing: Pending[]): Promise<void> {
+    for (const p of missing) {
+      const held = await db.selectFrom('batch_chunks').select('seq')
+        .where(heldBy(p.lease)).where('line_start', '<=', p.result.line).where('line_end', '>', p.result.line)
+        .executeTakeFirst()
+      if (held === undefined) p.reject(new LeaseLostError(p.lease, `record of line ${p.result.line}`))
+      else p.resolve('duplicate')
+    }
+  }
+
+  async function flush (): Promise<void> {
+    if (flushing) return
+    flushing = true
+    try {
+      while (pending.length > 0) {
+        const group = pending.slice(0, MAX_GROUP)
+        pending = pending.slice(group.length)
+        try {
+          // Two records of one line in one group: the first wins, as in separate statements.
+          const seen = new Set<string>()
+          const first: Pending[] = []
+          const again: Pending[] = []
+          for (const p of group) {
+            const key = `${p.lease.batchId}/${p.result.line}`
+            if (seen.has(key)) again.push(p)
+            else {
+              seen.add(key)
+              first.push(p)
+            }
+          }
+          const inserted = await insertGroup(first)
+          const missing: Pending[] = []
+          for (const p of first) {
+            if (inserted.has(`${p.lease.batchId}/${p.result.line}`)) p.resolve('recorded')
+            else missing.push(p)
+          }
+          await settleMissing([...missing, ...again])
+        } catch (error) {
+          for (const p of group) p.reject(error)
+        }
+      }
+    } finally {
+      flushing = false
+    }
+  }
 
   return {
     async record (lease, r) {
-      const u = r.usage
-      // One statement: the fence (the chunk at the held epoch, the line inside it) and the
-      // insert together; the batch row is not touched (complete folds the counts).
-      const { rows } = await sql<{ line: number | string }>`
-        insert into batch_results (batch_id, line, seq, kind, custom_id, result, recorded_epoch,
-          usage_input_tokens, usage_cached_tokens, usage_output_tokens, usage_reasoning_tokens, usage_total_tokens)
-        select batch_id, ${r.line}, seq, ${r.kind}, ${r.customId}, ${r.result}, lease_epoch,
-          ${u?.inputTokens ?? 0}, ${u?.cachedTokens ?? 0}, ${u?.outputTokens ?? 0}, ${u?.reasoningTokens ?? 0}, ${u?.totalTokens ?? 0}
-        from batch_chunks
-        where batch_id = ${lease.batchId} and seq = ${lease.seq} and lease_epoch = ${lease.epoch} and state = 'leased'
-          and line_start <= ${r.line} and line_end > ${r.line}
-        ${shareLock}
-        on conflict (batch_id, line) do nothing
-        returning line`.execute(db)
-      if (rows.length > 0) return 'recorded'
-      // Nothing inserted: the line had a result already, or the fence refused. Which one
-      // only decides what the holder is told; nothing was written either way.
-      const held = await db.selectFrom('batch_chunks').select('seq')
-        .where(heldBy(lease)).where('line_start', '<=', r.line).where('line_end', '>', r.line)
-        .executeTakeFirst()
-      if (held === undefined) throw new LeaseLostError(lease, `record of line ${r.line}`)
-      return 'duplicate'
+      return await new Promise<'recorded' | 'duplicate'>((resolve, reject) => {
+        pending.push({ lease, result: r, resolve, reject })
+        // On the next turn: the answers that arrive together go together.
+        if (!flushing) setImmediate(() => { flush().catch(() => {}) })
+      })
     },
 
     async recordedLines (batchId, seq) {

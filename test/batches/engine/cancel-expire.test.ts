@@ -17,6 +17,7 @@ t.test('cancel: cancelled within seconds, in-flight requests aborted, nothing se
   const fileId = await uploadBatchFile(url, chatLines(100))
   const created = await createBatchRow(app, fileId)
   await waitForBatch(app, created.id, (b) => b.requestCounts.completed >= 12)
+  const inFlightAtCancel = upstream.inFlight()
   const moved = await transitionBatch(app.fileStore.batchDb, app.fileStore.dialect, { id: created.id }, 'cancelling')
   t.ok(moved !== null, 'cancelling')
   const cancelAt = Date.now()
@@ -27,7 +28,8 @@ t.test('cancel: cancelled within seconds, in-flight requests aborted, nothing se
   t.ok(batch.cancellingAt !== null && batch.cancelledAt !== null)
   const sentBefore = upstream.requests.length
   t.ok(upstream.requests.every((r) => r.at <= cancelAt + 1500), 'nothing sent once the cancel was seen (poll interval 50 ms)')
-  t.ok(upstream.abortedRequests() >= 1, `requests in flight were aborted (${upstream.abortedRequests()})`)
+  // Requests take 150 ms and the cancel is seen within 50 ms: one in flight when it was made is still in flight then.
+  if (inFlightAtCancel > 0) t.ok(upstream.abortedRequests() >= 1, `requests in flight were aborted (${upstream.abortedRequests()}; ${inFlightAtCancel} in flight at the cancel)`)
   await new Promise((resolve) => setTimeout(resolve, 500))
   t.equal(upstream.requests.length, sentBefore, 'and nothing later either')
   const output = await fileLines(url, batch.outputFileId!)
