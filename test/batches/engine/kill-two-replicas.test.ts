@@ -1,9 +1,6 @@
-import { ListObjectsV2Command } from '@aws-sdk/client-s3'
-import { sql } from 'kysely'
 import t from 'tap'
 import { NO_POSTGRES_REASON, testDatabaseUrl } from '../../helpers/postgres.js'
 import { waitForExit, type ServiceProcess } from '../../helpers/process.js'
-import { bucketClient } from '../../helpers/s3-server.js'
 import { answered, assertExactlyOnce, leasesByPid, resent, waitFor } from './process-helpers.js'
 import { assertNothingLeft, CONCURRENCY, deploy, inFlightAt, LINES, requestsOf, resentByOther, resentDetail, type Deployment } from './replicas.js'
 
@@ -12,8 +9,8 @@ import { assertNothingLeft, CONCURRENCY, deploy, inFlightAt, LINES, requestsOf, 
  * (versitygw, or s3rver without S3_TEST_ENDPOINT), one upstream. The batch row is
  * inserted directly; either replica (usually both) takes its chunks. Mid-run, the
  * replica holding the most leases is SIGKILLed (its leases lapse after the ttl and the
- * other takes them over) or SIGTERMed (it hands them back at once); last, the replica
- * holding the batch lease while it is `finalizing` is SIGKILLed.
+ * other takes them over) or SIGTERMed (it hands them back at once) (kill-finalizing.test.ts
+ * kills the one finalizing).
  */
 
 /** Once `answered` lines have results: the replica holding the most of the batch's leases, and how many it holds. */
@@ -33,11 +30,12 @@ async function busiestAfter (d: Deployment, lines: number): Promise<{ victim: Se
 const serverUrl = testDatabaseUrl()
 
 t.test('two replicas on one PostgreSQL and one bucket', { skip: serverUrl === undefined ? NO_POSTGRES_REASON : false }, async (t) => {
-  // Three deployments of two processes each: about 15 s apiece on a quiet machine.
-  t.setTimeout(170_000)
+  // Two deployments of two processes each: about 15 s apiece on a quiet machine, several
+  // times that on a loaded one (process start-up through tsx dominates).
+  t.setTimeout(200_000)
 
   t.test('SIGKILL the replica holding leases mid-run: the other takes them over when they lapse; every line once, re-sent ≤ BATCH_CONCURRENCY', async (t) => {
-    t.setTimeout(60_000)
+    t.setTimeout(90_000)
     const TTL = 2000
     const d = await deploy(t, serverUrl!, TTL)
     const { victim, survivor, leases } = await busiestAfter(d, 120)
@@ -65,7 +63,7 @@ t.test('two replicas on one PostgreSQL and one bucket', { skip: serverUrl === un
   })
 
   t.test('SIGTERM one replica mid-run: it hands its leases back at once, the other finishes well before the lease ttl; re-sent ≤ its in-flight', async (t) => {
-    t.setTimeout(60_000)
+    t.setTimeout(90_000)
     const TTL = 30_000
     const d = await deploy(t, serverUrl!, TTL)
     const { victim, survivor, leases } = await busiestAfter(d, 120)
@@ -95,33 +93,4 @@ t.test('two replicas on one PostgreSQL and one bucket', { skip: serverUrl === un
     await assertNothingLeft(t, d)
   })
 
-  t.test('SIGKILL the replica that is finalizing: the other finalizes again once the batch lease lapses; one output file, every line once', async (t) => {
-    t.setTimeout(60_000)
-    const TTL = 2000
-    const d = await deploy(t, serverUrl!, TTL)
-    const finalizing = await waitFor(d.tdb.db, d.batchId, (b) => b.status !== 'validating' && b.status !== 'in_progress', 40_000)
-    const row = await d.tdb.db.selectFrom('batches').select('worker_owner').where('id', '=', d.batchId).executeTakeFirstOrThrow()
-    const pid = Number(/-(\d+)-[0-9A-Z]{26}$/.exec(row.worker_owner ?? '')?.[1] ?? NaN)
-    const victim = d.replicas.find((r) => r.child.pid === pid)
-    if (finalizing.status !== 'finalizing' || victim === undefined) {
-      // The finalize was over before the test saw it (a fast store): nothing to kill mid-way.
-      t.pass(`not caught finalizing (status ${finalizing.status}, batch lease ${row.worker_owner}); skipped`, { skip: true })
-      return
-    }
-    const survivor = d.replicas.find((r) => r !== victim)!
-    const killedAt = Date.now()
-    victim.child.kill('SIGKILL')
-    await waitForExit(victim.child)
-    const done = await waitFor(d.tdb.db, d.batchId, (b) => b.status === 'completed' || b.status === 'failed', 40_000)
-    t.comment(`SIGKILL pid ${pid} while finalizing; kill to completed: ${Date.now() - killedAt} ms (lease ttl ${TTL})`)
-    await assertExactlyOnce(t, survivor.url, done, LINES)
-    t.equal(resent(d.upstream).lines, 0, 'nothing re-sent: every line was recorded before finalize')
-    await assertNothingLeft(t, d)
-    // The killed finalize may have left its half-made output object (object before row):
-    // the reconciler's to remove, after its grace. Counted, not asserted.
-    const objects = ((await bucketClient(d.s3, t).send(new ListObjectsV2Command({ Bucket: d.s3.bucket, Prefix: 'files/' }))).Contents ?? []).map((o) => o.Key)
-    const { rows } = await sql<{ storage_key: string }>`select storage_key from files`.execute(d.tdb.db)
-    const orphans = objects.filter((k) => k !== undefined && k !== 'files/.deployment' && !k.startsWith('files/batch-parts/') && !rows.some((r) => r.storage_key === k))
-    t.comment(`objects without a row after the killed finalize: ${orphans.length} ${JSON.stringify(orphans)}`)
-  })
 })
