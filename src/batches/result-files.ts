@@ -240,10 +240,24 @@ export async function doneChunks (db: Kysely<BatchDatabase>, batchId: string): P
   })
 }
 
-/** Removes the parts of the given chunks (both kinds). Removing a missing part is not an error. */
+/**
+ * Removes the parts of the given chunks (both kinds), then every other object left under
+ * the batch's parts prefix. Removing a missing part is not an error.
+ *
+ * Why the sweep: a holder killed between writeChunkParts and queue.complete leaves its
+ * parts under its epoch, and the next holder writes the chunk's parts again under a
+ * higher one, so the chunk's final epoch no longer names them (found by
+ * test/batches/engine/kill-one-node.test.ts: `…/0000000012-1.output.jsonl` left behind).
+ * The reconciler would take them (stale-parts.ts), but only past RECONCILE_GRACE_MS
+ * (2 h by default); once the result files are committed no part of this batch is needed,
+ * so they go here at once. A zombie still writing after this is the reconciler's.
+ */
 export async function removeParts (store: BlobStore, chunks: ReadonlyArray<{ seq: number, epoch: number, sealed?: boolean }>, prefix: string, batchId: string): Promise<void> {
   for (const c of chunks) {
     if (c.sealed === true) continue
     for (const kind of RESULT_KINDS) await store.delete(partKey(prefix, batchId, c.seq, c.epoch, kind))
   }
+  const stale: string[] = []
+  for await (const object of store.list(partsPrefix(prefix, batchId))) stale.push(object.key)
+  for (const key of stale) await store.delete(key)
 }

@@ -29,6 +29,10 @@ export interface SeenRequest {
   body: unknown
   /** Date.now() when the request's body had arrived. */
   at: number
+  /** Date.now() when its answer was complete or its socket closed; undefined while in flight. */
+  finishedAt?: number
+  /** True when the socket closed before the answer was complete (the client aborted). */
+  aborted?: boolean
 }
 
 export interface ControllableUpstream {
@@ -95,14 +99,23 @@ export async function startControllableUpstream (): Promise<ControllableUpstream
     maxInFlight = Math.max(maxInFlight, inFlight)
     let done = false
     const finish = (): void => { if (!done) { done = true; inFlight -= 1 } }
-    res.on('close', () => { if (!res.writableFinished) aborted += 1; finish() })
+    let seen: SeenRequest | undefined
+    res.on('close', () => {
+      if (!res.writableFinished) aborted += 1
+      if (seen !== undefined) {
+        seen.finishedAt = Date.now()
+        seen.aborted = !res.writableFinished
+      }
+      finish()
+    })
     const chunks: Buffer[] = []
     req.on('data', (chunk: Buffer) => chunks.push(chunk))
     req.on('end', () => {
       void (async () => {
         let body: unknown = null
         try { body = JSON.parse(Buffer.concat(chunks).toString('utf8')) } catch {}
-        requests.push({ method: req.method ?? '', url: req.url ?? '', authorization: req.headers.authorization, body, at: Date.now() })
+        seen = { method: req.method ?? '', url: req.url ?? '', authorization: req.headers.authorization, body, at: Date.now() }
+        requests.push(seen)
         const fault = pending.shift() ?? (stormy !== null && stormy.random() < stormy.rate ? stormy.fault : fallback)
         if (fault.latencyMs !== undefined) await sleep(fault.latencyMs)
         if (res.destroyed) return
