@@ -71,10 +71,11 @@ const apiJson = async (path, init) => (await api(path, init)).json()
 // ------------------------------------------------------------------ formatting
 
 const pad = (n) => String(n).padStart(2, '0')
+const clock = (d = new Date()) => `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`
 function formatTime (seconds) {
   if (typeof seconds !== 'number') return ''
   const d = new Date(seconds * 1000)
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${clock(d)}`
 }
 
 function formatBytes (bytes) {
@@ -180,7 +181,7 @@ function newBatchRow (batch) {
 /** Updates a row in place, so a button that has focus keeps it while the numbers move. */
 function updateBatchRow (row, batch) {
   const [idCell, statusCell, progressCell, countsCell, actionsCell] = row.children
-  idCell.querySelector('.sub').textContent = `${batch.endpoint} · ${formatTime(batch.created_at)}`
+  idCell.querySelector('.sub').textContent = [batch.endpoint, batch.model, formatTime(batch.created_at)].filter((x) => typeof x === 'string' && x !== '').join(' · ')
 
   const status = statusCell.querySelector('.status')
   status.textContent = statusLabel(batch.status)
@@ -240,8 +241,8 @@ async function refresh () {
   if (changed) await refreshFiles()
   const active = page.data.filter((b) => ACTIVE.has(b.status)).length
   $('batches-status').textContent = active > 0
-    ? `${active} active · refreshing every second · updated ${new Date().toLocaleTimeString()}`
-    : `Updated ${new Date().toLocaleTimeString()}`
+    ? `${active} active · refreshing every second · updated ${clock()}`
+    : `Updated ${clock()}`
   return active > 0
 }
 
@@ -348,11 +349,11 @@ function fileRow (file) {
     actions.prepend(h('button', { type: 'button', 'aria-label': `Create a batch from ${file.filename}`, onclick: (event) => createBatch(file.id, event.currentTarget) }, 'Create batch'))
   }
   return h('tr', { 'data-file-id': file.id },
-    h('td', {}, h('code', { className: 'id' }, file.id)),
+    h('td', { className: 'nowrap' }, h('code', { className: 'id' }, file.id)),
     h('td', { className: 'name' }, file.filename),
-    h('td', {}, file.purpose),
-    h('td', { className: 'num' }, formatBytes(file.bytes)),
-    h('td', {}, formatTime(file.created_at)),
+    h('td', { className: 'nowrap' }, file.purpose),
+    h('td', { className: 'num nowrap' }, formatBytes(file.bytes)),
+    h('td', { className: 'nowrap' }, formatTime(file.created_at)),
     h('td', {}, actions))
 }
 
@@ -365,12 +366,16 @@ async function refreshFiles () {
   $('no-files').hidden = page.data.length > 0
 }
 
+const faultyLines = (error) => typeof error.error_count === 'number' ? error.error_count : (Array.isArray(error.errors) ? error.errors.length : 0)
+
 /** The first faulty lines of a refused batch file, each with its line number. */
 function lineErrorList (error) {
   const errors = Array.isArray(error.errors) ? error.errors : []
-  const total = typeof error.error_count === 'number' ? error.error_count : errors.length
+  const total = faultyLines(error)
+  // Each message starts "line N: " (it reads alone in an API answer); the list names the line itself.
+  const text = (e) => String(e.message ?? '').replace(/^line \d+: /i, '')
   const list = h('ol', { className: 'line-errors' }, ...errors.slice(0, SHOWN_LINE_ERRORS).map((e) =>
-    h('li', { 'data-line': e.line ?? '' }, h('strong', {}, e.line === null || e.line === undefined ? 'File' : `Line ${e.line}`), `: ${e.message} `, h('code', {}, e.code))))
+    h('li', { 'data-line': e.line ?? '' }, h('strong', {}, e.line === null || e.line === undefined ? 'File' : `Line ${e.line}`), `: ${text(e)} `, h('code', {}, e.code))))
   const more = total > Math.min(errors.length, SHOWN_LINE_ERRORS)
     ? h('p', { className: 'hint' }, `${total} faulty lines in all; the first ${Math.min(errors.length, SHOWN_LINE_ERRORS)} are shown.`)
     : null
@@ -409,8 +414,11 @@ async function upload (event) {
     if (error instanceof ApiFailure && error.status === 401) {
       handleFailure(error, 'Could not upload')
     } else {
-      const heading = h('p', {}, `Refused (${error.error?.code ?? `HTTP ${error.status ?? '?'}`}): ${error.message}`)
-      const lines = error instanceof ApiFailure && error.error?.code === 'invalid_batch_file' ? lineErrorList(error.error) : []
+      const badFile = error instanceof ApiFailure && error.error?.code === 'invalid_batch_file'
+      // The service's message names every faulty line already; the list below does, one a line.
+      const what = badFile ? `${faultyLines(error.error)} faulty ${faultyLines(error.error) === 1 ? 'line' : 'lines'}, nothing was stored.` : error.message
+      const heading = h('p', {}, `Refused (${error.error?.code ?? `HTTP ${error.status ?? '?'}`}): ${what}`)
+      const lines = badFile ? lineErrorList(error.error) : []
       result.replaceChildren(heading, ...lines.filter((x) => x !== null))
       result.className = 'result bad'
     }
@@ -427,7 +435,8 @@ function forgetKey (message) {
   state.statuses = new Map()
   if (state.timer !== null) { clearTimeout(state.timer); state.timer = null }
   $('workspace').hidden = true
-  $('forget-key').hidden = true
+  $('key-form').hidden = false
+  $('key-in-use').hidden = true
   $('batches').querySelector('tbody').replaceChildren()
   $('files').querySelector('tbody').replaceChildren()
   for (const id of ['upload-result', 'create-result']) $(id).replaceChildren()
@@ -458,8 +467,9 @@ async function useKey (event) {
     }
     return
   }
-  $('key-status').textContent = 'Key accepted. It is held in this tab only.'
-  $('forget-key').hidden = false
+  $('key-status').textContent = ''
+  $('key-form').hidden = true
+  $('key-in-use').hidden = false
   $('workspace').hidden = false
   await kick()
 }

@@ -46,12 +46,14 @@ async function createBatchThroughPage (page: Page, name: string, text: string): 
 
 interface Seen { percent: number, status: string }
 
-/** What the page shows for the batch: its bar's aria-valuenow and its status. */
+/** What the page shows for the batch: its bar's aria-valuenow and its status, read at one instant. */
 async function shown (page: Page, id: string): Promise<Seen | null> {
-  const row = page.locator(`tr[data-batch-id="${id}"]`)
-  if (await row.count() === 0) return null
-  const percent = await row.getByRole('progressbar').getAttribute('aria-valuenow')
-  return { percent: Number(percent), status: await row.getAttribute('data-status') ?? '' }
+  return await page.evaluate((id) => {
+    const row = [...document.querySelectorAll('tr[data-batch-id]')].find((r) => r.getAttribute('data-batch-id') === id)
+    const bar = row?.querySelector('[role="progressbar"]')
+    if (row === undefined || bar === null || bar === undefined) return null
+    return { percent: Number(bar.getAttribute('aria-valuenow')), status: row.getAttribute('data-status') ?? '' }
+  }, id)
 }
 
 /** Polls the page (not the API) until the batch shows `until`; every value seen, in order. */
@@ -130,12 +132,13 @@ t.test('the console: key, upload, a batch watched to 100 %, its output downloade
   await uploadThroughPage(page, 'broken.jsonl', invalid)
   const refused = page.locator('#upload-result.bad')
   await refused.waitFor()
-  t.match(await refused.locator('p').first().textContent(), /^Refused \(invalid_batch_file\): /)
+  t.equal(await refused.locator('p').first().textContent(), 'Refused (invalid_batch_file): 2 faulty lines, nothing was stored.')
   t.same(await refused.locator('li').evaluateAll((items) => items.map((item) => item.getAttribute('data-line'))), ['2', '4'])
   const items = await refused.locator('li').allTextContents()
-  t.match(items[0], /^Line 2: .*invalid_json_line$/)
-  t.match(items[1], /^Line 4: .*missing_required_parameter$/)
+  t.match(items[0], /^Line 2: is not valid JSON .*invalid_json_line$/)
+  t.match(items[1], /^Line 4: custom_id is missing.*missing_required_parameter$/)
   await mkdir(ARTIFACTS, { recursive: true })
+  await page.screenshot({ path: path.join(ARTIFACTS, 'console-invalid.png'), fullPage: true })
   // A slow batch, cancelled from the page.
   upstream.setFallback({ latencyMs: 1500 })
   const slow = await createBatchThroughPage(page, 'slow.jsonl', chatLines(40))
