@@ -1,8 +1,10 @@
-import { readFile } from 'node:fs/promises'
+import { readdir, readFile } from 'node:fs/promises'
+import { extname } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 
 /**
- * The page's policy: its own script and stylesheet only, requests to this origin only (the
+ * The page's policy: its own scripts and stylesheet only, requests to this origin only (the
  * public API), never framed, never a form submission (the key input has no name, and should
  * the script not run, a form must not put anything in a URL), no DOM sinks for strings.
  */
@@ -18,24 +20,24 @@ export const CONSOLE_CONTENT_SECURITY_POLICY = [
   "require-trusted-types-for 'script'"
 ].join('; ')
 
-const ASSETS = [
-  { url: '/console', file: 'console.html', type: 'text/html; charset=utf-8' },
-  { url: '/console/console.js', file: 'console.js', type: 'text/javascript; charset=utf-8' },
-  { url: '/console/console.css', file: 'console.css', type: 'text/css; charset=utf-8' },
-  { url: '/console/favicon.svg', file: 'favicon.svg', type: 'image/svg+xml' }
-] as const
+/** The kinds of file served from public/console/; anything else there is not. */
+const TYPES: Readonly<Record<string, string>> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml'
+}
 
-/** public/ sits beside src/; this module runs from src/routes/ and from dist/src/routes/. */
-async function readAsset (file: string): Promise<Buffer> {
-  let lastError: unknown
-  for (const relative of ['../../public/', '../../../public/']) {
+/** public/console/ sits beside src/; this module runs from src/routes/ and from dist/src/routes/. */
+async function assetFolder (): Promise<string> {
+  for (const relative of ['../../public/console/', '../../../public/console/']) {
+    const folder = fileURLToPath(new URL(relative, import.meta.url))
     try {
-      return await readFile(new URL(relative + file, import.meta.url))
-    } catch (error) {
-      lastError = error
-    }
+      await readdir(folder)
+      return folder
+    } catch { /* not at this depth */ }
   }
-  throw new Error(`public/${file} not found beside src/`, { cause: lastError })
+  throw new Error('public/console/ not found beside src/')
 }
 
 /**
@@ -45,15 +47,17 @@ async function readAsset (file: string): Promise<Buffer> {
  * that bypasses auth. Assets are read once at start: a few kilobytes, served from memory.
  */
 export default async function consoleRoutes (app: FastifyInstance): Promise<void> {
-  for (const asset of ASSETS) {
-    const body = await readAsset(asset.file)
-    app.get(asset.url, { schema: { hide: true } }, async (_request, reply) => {
-      return reply
-        .header('content-type', asset.type)
-        .header('content-security-policy', CONSOLE_CONTENT_SECURITY_POLICY)
-        // Same release, same bytes; no-cache still revalidates, so a new release is seen at once.
-        .header('cache-control', 'no-cache')
-        .send(body)
-    })
+  const folder = await assetFolder()
+  for (const name of (await readdir(folder)).sort()) {
+    const type = TYPES[extname(name)]
+    if (type === undefined) continue
+    const body = await readFile(folder + name)
+    const url = name === 'index.html' ? '/console' : `/console/${name}`
+    app.get(url, { schema: { hide: true } }, async (_request, reply) => reply
+      .header('content-type', type)
+      .header('content-security-policy', CONSOLE_CONTENT_SECURITY_POLICY)
+      // Revalidated on every load, so a new release's page is seen at once.
+      .header('cache-control', 'no-cache')
+      .send(body))
   }
 }

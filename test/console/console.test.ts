@@ -166,13 +166,23 @@ t.test('the console: key, upload, a batch watched to 100 %, its output downloade
 
 t.test('the page and its assets load without a key, each under the console\'s CSP', async (t) => {
   const server = await startServer(t)
-  const assets = await Promise.all(['/console', '/console/console.js', '/console/console.css', '/console/favicon.svg'].map(async (p) => fetch(`${server.url}${p}`)))
-  t.same(assets.map((res) => [res.status, res.headers.get('content-type'), res.headers.get('content-security-policy')]), [
-    [200, 'text/html; charset=utf-8', CONSOLE_CONTENT_SECURITY_POLICY],
-    [200, 'text/javascript; charset=utf-8', CONSOLE_CONTENT_SECURITY_POLICY],
-    [200, 'text/css; charset=utf-8', CONSOLE_CONTENT_SECURITY_POLICY],
-    [200, 'image/svg+xml', CONSOLE_CONTENT_SECURITY_POLICY]
-  ])
+  const js = 'text/javascript; charset=utf-8'
+  const expected: Array<[string, number, string | null]> = [
+    ['/console', 200, 'text/html; charset=utf-8'],
+    ['/console/console.js', 200, js],
+    ['/console/api.js', 200, js],
+    ['/console/batches.js', 200, js],
+    ['/console/files.js', 200, js],
+    ['/console/dom.js', 200, js],
+    ['/console/console.css', 200, 'text/css; charset=utf-8'],
+    ['/console/favicon.svg', 200, 'image/svg+xml']
+  ]
+  for (const [url, status, type] of expected) {
+    const res = await fetch(`${server.url}${url}`)
+    t.same([res.status, res.headers.get('content-type'), res.headers.get('content-security-policy'), res.headers.get('x-frame-options')],
+      [status, type, CONSOLE_CONTENT_SECURITY_POLICY, 'DENY'], url)
+  }
+  t.equal((await fetch(`${server.url}/console/index.html`)).status, 404, 'the page has one URL')
 })
 
 t.test('a wrong key is refused and forgotten', { skip: NO_CHROMIUM }, async (t) => {
