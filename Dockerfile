@@ -8,6 +8,7 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY plugins ./plugins
 COPY schemas ./schemas
+COPY public ./public
 RUN npm run build && npm prune --omit=dev
 
 # Run stage: only the build output and production dependencies, as a non-root user.
@@ -17,6 +18,8 @@ WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+# The console's page (GET /console), read from beside dist/ at start.
+COPY --from=build /app/public ./public
 RUN mkdir -p /data && chown node:node /data
 USER node
 VOLUME ["/data"]

@@ -97,6 +97,16 @@ install_compose () {
     log "could not install docker-compose: test/deploy/compose.test.ts will skip"
 }
 
+# test/console/console.test.ts drives Debian's chromium headless with playwright-core
+# (which never downloads a browser of its own); without it that test skips.
+install_chromium () {
+  [ -x /usr/bin/chromium ] && return 0
+  log "chromium not found: installing Debian's chromium package (about a minute)"
+  as_root apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq chromium >&2 ||
+    log "could not install chromium: test/console/console.test.ts will skip"
+}
+
 # PostgreSQL refuses to run as root: as root, run it as the package's `postgres` user.
 PG_USER=
 as_pg () {
@@ -402,6 +412,7 @@ cmd_start () {
     start_litellm
   fi
   install_compose
+  install_chromium
   local python
   python=$(openai_python)
   warm_go_client

@@ -28,6 +28,7 @@ import { packageVersion } from './version.js'
 import type { FileStore } from './metadata/file-store.js'
 import { createFileStore } from './metadata/create-file-store.js'
 import batchesRoutes from './routes/batches.js'
+import consoleRoutes from './routes/console.js'
 import filesRoutes from './routes/files.js'
 import healthRoutes from './routes/health.js'
 import metricsRoutes from './routes/metrics.js'
@@ -194,6 +195,7 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
   })
   const quota = createQuotaGuard({ maxFiles: config.PROJECT_MAX_FILES, maxBytes: config.PROJECT_MAX_BYTES }, { fileStore: app.fileStore, now })
   await app.register(healthRoutes)
+  await app.register(consoleRoutes)
   await app.register(metricsRoutes, config.METRICS_TOKEN === undefined ? {} : { token: config.METRICS_TOKEN })
   const admission = { slots: createUploadSlots(config.MAX_CONCURRENT_UPLOADS), busyRetryAfterSeconds: config.OVERLOAD_RETRY_AFTER_SECONDS }
   await app.register(filesRoutes, { prefix: '/v1', envelope: false, upload, quota, ...admission })
