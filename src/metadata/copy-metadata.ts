@@ -25,6 +25,13 @@ export const COPIED_TABLES: readonly CopiedTable[] = [
   { name: 'batch_results', key: ['batch_id', 'line'] }
 ]
 
+/**
+ * Tables that are not a deployment's data and stay behind: `batch_workers` holds the
+ * heartbeats of the replicas running on the source database, which mean nothing in
+ * another one (the replicas register there when they start on it).
+ */
+export const UNCOPIED_TABLES: readonly string[] = ['batch_workers']
+
 export interface TableCopyResult {
   table: string
   sourceRows: number
