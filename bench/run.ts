@@ -14,6 +14,7 @@ import { contentFigures, uploadFsFigures, uploadS3Figures, validatorFigures } fr
 import { concurrencyFigures, memoryFigures, metadataFigures } from './lib/figures-service.js'
 import { memoryBoundFigures } from './lib/figures-memory-bound.js'
 import { durabilityFigures } from './lib/figures-durability.js'
+import { batchFigures } from './lib/figures-batch.js'
 import { parseOptions, type BenchOptions, type Group } from './lib/options.js'
 import { describeMachine, formatTable, writeResults, type Figure } from './lib/report.js'
 import { startS3, type S3Target } from './lib/s3.js'
@@ -41,7 +42,7 @@ async function main (opts: BenchOptions): Promise<void> {
   const dataDir = opts.dataDir ?? await mkdtemp(path.join(tmpdir(), 'files-api-bench-data-'))
   await mkdir(dataDir, { recursive: true })
   const profileDir = path.resolve(opts.outDir, 'profiles')
-  const nodeArgs = opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []
+  const nodeArgs = [...opts.serverNodeArgs, ...(opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [])]
   const fsServer: ServerOptions = { driver: 'fs', env: opts.serverEnv, nodeArgs, entry: opts.serverEntry }
   const figures: Figure[] = []
   let s3: S3Target | undefined
@@ -70,6 +71,10 @@ async function main (opts: BenchOptions): Promise<void> {
       figures.push(...await memoryFigures(fsServer, files, opts.runs, log))
     }
     if (want('memory-bound')) figures.push(...await memoryBoundFigures(fsServer, dataDir, opts.runs, log))
+    if (want('batch')) {
+      const postgresUrl = process.env.TEST_DATABASE_URL === '' ? undefined : process.env.TEST_DATABASE_URL
+      figures.push(...await batchFigures(fsServer, dataDir, { lines: opts.batchLines, answerBytes: opts.batchAnswerBytes, databases: opts.batchDatabases, postgresUrl }, opts.batchRuns, log))
+    }
     if (want('upload-s3') || want('content')) {
       log('starting the S3 server')
       s3 = await startS3()

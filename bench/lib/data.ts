@@ -5,7 +5,7 @@
  */
 import { once } from 'node:events'
 import { createReadStream, createWriteStream } from 'node:fs'
-import { stat } from 'node:fs/promises'
+import { rename, stat } from 'node:fs/promises'
 import path from 'node:path'
 
 export type Shape = 'short' | 'long'
@@ -116,6 +116,34 @@ export async function batchFile (dir: string, shape: Shape, bytes: number): Prom
   out.end(pending.join(''))
   await once(out, 'finish')
   return { path: file, shape, bytes: written + pendingBytes, requests: index }
+}
+
+/**
+ * A batch file of exactly `lines` request lines of `shape` (the batch figure's input:
+ * a line count, not a size, is what a batch run is about). Reused like batchFile.
+ */
+export async function batchFileOfLines (dir: string, shape: Shape, lines: number): Promise<DataFile> {
+  const file = path.join(dir, `batch-${shape}-${lines}-lines.jsonl`)
+  const size = await stat(file).then((s) => s.size, () => -1)
+  if (size > 0) return { path: file, shape, bytes: size, requests: lines }
+  const random = prng(SEED ^ (shape === 'short' ? 3 : 4))
+  // Written beside and renamed when whole, so an interrupted run leaves nothing to reuse.
+  const partial = `${file}.partial`
+  const out = createWriteStream(partial, { highWaterMark: 4 * 1024 * 1024 })
+  let bytes = 0
+  let pending = ''
+  for (let index = 0; index < lines; index++) {
+    pending += requestLine(random, shape, index) + '\n'
+    if (pending.length >= 1024 * 1024 || index === lines - 1) {
+      bytes += Buffer.byteLength(pending)
+      if (!out.write(pending)) await once(out, 'drain')
+      pending = ''
+    }
+  }
+  out.end()
+  await once(out, 'finish')
+  await rename(partial, file)
+  return { path: file, shape, bytes, requests: lines }
 }
 
 /** A file from an earlier run with `--data-dir` is reused; its request count is its line count. */

@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util'
 
-export const GROUPS = ['validator', 'upload-fs', 'upload-s3', 'memory', 'memory-bound', 'concurrency', 'metadata', 'content', 'durability'] as const
+export const GROUPS = ['validator', 'upload-fs', 'upload-s3', 'memory', 'memory-bound', 'concurrency', 'metadata', 'content', 'durability', 'batch'] as const
 export type Group = typeof GROUPS[number]
 
 export interface BenchOptions {
@@ -21,6 +21,11 @@ export interface BenchOptions {
   /** Seconds per autocannon measurement. */
   httpSeconds: number
   httpConnections: number
+  /** Lines of the batch figure's batch, answer size, and its runs per database. */
+  batchLines: number
+  batchAnswerBytes: number
+  batchRuns: number
+  batchDatabases: Array<'sqlite' | 'postgres'>
   groups: Group[]
   /** Where generated data goes; kept and reused when given, else a temp dir removed at the end. */
   dataDir: string | undefined
@@ -28,6 +33,8 @@ export interface BenchOptions {
   /** Start the servers with --cpu-prof, profiles into <outDir>/profiles. */
   cpuProf: boolean
   serverEnv: Record<string, string>
+  /** Extra node flags for the server (`--server-node-arg`), e.g. V8 heap settings to compare. */
+  serverNodeArgs: string[]
   serverEntry: string
 }
 
@@ -40,12 +47,17 @@ const HELP = `usage: npm run bench -- [options]
   --durable-uploads N     small uploads per side for the durability figure (default 200)
   --http-seconds N        seconds per autocannon measurement (default 5)
   --connections N         autocannon connections (default 10)
+  --batch-lines N         lines of the batch figure's batch (default 50000)
+  --batch-answer-bytes N  size of each upstream answer (default 2048)
+  --batch-runs N          runs of the batch figure per database (default 1: ~1-2 min each)
+  --batch-db a,b          sqlite, postgres (default both; postgres only when TEST_DATABASE_URL is set)
   --only a,b              figure groups: ${GROUPS.join(', ')}
   --skip a,b              figure groups to leave out
   --data-dir DIR          keep generated data in DIR and reuse it on the next run
   --out DIR               where results-<timestamp>.json goes (default bench/out)
   --cpu-prof              run the servers under node --cpu-prof (profiles in <out>/profiles)
   --server-env K=V        extra environment for the server (repeatable)
+  --server-node-arg F     extra node flag for the server, e.g. --server-node-arg=--max-semi-space-size=16 (repeatable)
   --server-entry PATH     the server to start (default dist/src/server.js): compare another build`
 
 function positiveInt (name: string, text: string | undefined, fallback: number): number {
@@ -64,6 +76,14 @@ function groupList (name: string, text: string | undefined): Group[] | undefined
   return names as Group[]
 }
 
+function databaseList (text: string): Array<'sqlite' | 'postgres'> {
+  const names = text.split(',').map((d) => d.trim()).filter((d) => d !== '')
+  for (const d of names) {
+    if (d !== 'sqlite' && d !== 'postgres') throw new Error(`--batch-db: unknown database ${JSON.stringify(d)}; sqlite or postgres`)
+  }
+  return names as Array<'sqlite' | 'postgres'>
+}
+
 export function parseOptions (argv: string[]): BenchOptions | null {
   const { values } = parseArgs({
     args: argv,
@@ -77,6 +97,10 @@ export function parseOptions (argv: string[]): BenchOptions | null {
       'concurrent-size-mb': { type: 'string' },
       'http-seconds': { type: 'string' },
       connections: { type: 'string' },
+      'batch-lines': { type: 'string' },
+      'batch-answer-bytes': { type: 'string' },
+      'batch-runs': { type: 'string' },
+      'batch-db': { type: 'string', default: 'sqlite,postgres' },
       only: { type: 'string' },
       skip: { type: 'string' },
       'data-dir': { type: 'string' },
@@ -84,6 +108,7 @@ export function parseOptions (argv: string[]): BenchOptions | null {
       'cpu-prof': { type: 'boolean', default: false },
       'durable-uploads': { type: 'string' },
       'server-env': { type: 'string', multiple: true, default: [] },
+      'server-node-arg': { type: 'string', multiple: true, default: [] },
       'server-entry': { type: 'string', default: 'dist/src/server.js' }
     }
   })
@@ -111,11 +136,16 @@ export function parseOptions (argv: string[]): BenchOptions | null {
     durabilityUploads: positiveInt('durable-uploads', values['durable-uploads'], quick ? 50 : 200),
     httpSeconds: positiveInt('http-seconds', values['http-seconds'], quick ? 2 : 5),
     httpConnections: positiveInt('connections', values.connections, 10),
+    batchLines: positiveInt('batch-lines', values['batch-lines'], quick ? 5000 : 50_000),
+    batchAnswerBytes: positiveInt('batch-answer-bytes', values['batch-answer-bytes'], 2048),
+    batchRuns: positiveInt('batch-runs', values['batch-runs'], 1),
+    batchDatabases: databaseList(values['batch-db']),
     groups: only.filter((g) => !skip.includes(g)),
     dataDir: values['data-dir'],
     outDir: values.out,
     cpuProf: values['cpu-prof'],
     serverEnv,
+    serverNodeArgs: values['server-node-arg'],
     serverEntry: values['server-entry']
   }
 }

@@ -28,6 +28,8 @@ export interface Figure {
   /** ratio = value / baseline per run by default; null when a ratio means nothing (idle RSS vs growth). */
   ratios?: number[] | null
   target?: Target
+  /** Words for the verdict column instead of ok/MISS (an issue's goal reads "met"/"missed"). */
+  verdict?: { pass: string, miss: string }
   note?: string
 }
 
@@ -81,7 +83,7 @@ export function formatTable (figures: readonly Figure[]): string {
       baseline,
       s.ratio === null ? '' : `${num(s.ratio, 2)}×`,
       targetText(figure.target, figure.unit),
-      s.pass === null ? '' : s.pass ? 'ok' : 'MISS'
+      s.pass === null ? '' : s.pass ? (figure.verdict?.pass ?? 'ok') : (figure.verdict?.miss ?? 'MISS')
     ])
   }
   const widths = rows[0]!.map((_, col) => Math.max(...rows.map((row) => (row[col] ?? '').length)))

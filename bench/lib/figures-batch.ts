@@ -1,0 +1,171 @@
+/**
+ * The batch engine under load (issue 10, "Done when": a 50,000-line batch with 2 KB
+ * answers keeps the service's RSS growth under 100 MB). The service is the built
+ * server as a child process (server.ts), so /proc shows its own memory and CPU; the
+ * upstream is the test double (test/batches/helpers/controllable-upstream.ts) in THIS
+ * process, answering at once with chat completions padded to --batch-answer-bytes, so
+ * its memory is not the service's and the service, not the upstream, is the bottleneck.
+ *
+ * The batch row is inserted straight into the service's metadata database (the SQLite
+ * file in its DATA_DIR, WAL mode admits a second process; or the PostgreSQL database it
+ * was started on), as the create route will, and the engine picks it up at its next
+ * poll. Progress is read with getBatch on that same database. A small warm-up batch
+ * runs first, so "before" is a worker that has run a batch (pool sockets, JIT, caches).
+ */
+import BetterSqlite3 from 'better-sqlite3'
+import { Kysely, PostgresDialect, SqliteDialect } from 'kysely'
+import path from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import pg from 'pg'
+import { getBatch, insertBatch, type BatchRecord } from '../../src/batches/batch-store.js'
+import type { BatchDatabase, Dialect } from '../../src/batches/tables.js'
+import { newUploadId } from '../../src/ids.js'
+import { startControllableUpstream, type ControllableUpstream } from '../../test/batches/helpers/controllable-upstream.js'
+import { freshDatabase } from '../../test/helpers/postgres.js'
+import { batchFileOfLines, type DataFile } from './data.js'
+import { peakRssDuring } from './figures-service.js'
+import type { Log } from './figures-transfer.js'
+import { download, upload } from './http.js'
+import type { Figure } from './report.js'
+import { cpuOf, rssOf, startServer, type RunningServer, type ServerOptions } from './server.js'
+
+const MiB = 2 ** 20
+/** API_KEYS=<bench key> without `=project`: the key's project is `default`. */
+const PROJECT = 'default'
+const WARM_UP_LINES = 500
+const TERMINAL = new Set(['completed', 'failed', 'expired', 'cancelled'])
+
+export interface BatchBenchOptions {
+  lines: number
+  answerBytes: number
+  databases: Dialect[]
+  /** A PostgreSQL server URL allowed to create databases (TEST_DATABASE_URL), or undefined: SQLite only. */
+  postgresUrl: string | undefined
+}
+
+interface BatchRun {
+  before: number
+  peak: number
+  wallSeconds: number
+  cpuSeconds: number
+  mainCpuSeconds: number
+  outputBytes: number
+}
+
+function openDb (server: RunningServer, dialect: Dialect, url: string | undefined): Kysely<BatchDatabase> {
+  if (dialect === 'postgres') {
+    return new Kysely<BatchDatabase>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 2, application_name: 'files-api-bench' }) }) })
+  }
+  const sqlite = new BetterSqlite3(path.join(server.dataDir, 'files.db'))
+  // The service writes; this connection waits for its locks rather than failing.
+  sqlite.pragma('busy_timeout = 10000')
+  return new Kysely<BatchDatabase>({ dialect: new SqliteDialect({ database: sqlite }) })
+}
+
+/** Inserts the batch as the create route will and polls it to a terminal status. */
+async function runBatch (db: Kysely<BatchDatabase>, dialect: Dialect, upstream: ControllableUpstream, fileId: string, pid: number, log: Log): Promise<{ batch: BatchRecord, seconds: number, peakByStatus: Map<string, number> }> {
+  const id = `batch_${newUploadId().slice('upload-'.length)}`
+  const started = performance.now()
+  await insertBatch(db, dialect, { id, project: PROJECT, endpoint: '/v1/chat/completions', inputFileId: fileId, completionWindow: '24h', completionWindowSeconds: 86_400 })
+  let lastLog = started
+  const peakByStatus = new Map<string, number>()
+  for (;;) {
+    await sleep(250)
+    // The double keeps every request it saw; the bench needs none of them.
+    upstream.requests.length = 0
+    const batch = await getBatch(db, id)
+    if (batch === null) throw new Error(`batch ${id} vanished`)
+    // Polled, so coarse; enough to tell the run from the finalize when the peak is high.
+    const { rss } = await rssOf(pid)
+    peakByStatus.set(batch.status, Math.max(peakByStatus.get(batch.status) ?? 0, rss))
+    if (TERMINAL.has(batch.status)) return { batch, seconds: (performance.now() - started) / 1000, peakByStatus }
+    if (performance.now() - lastLog > 15_000) {
+      lastLog = performance.now()
+      log(`  ${batch.status}: ${batch.requestCounts.completed + batch.requestCounts.failed}/${batch.requestCounts.total} lines, RSS ${(rss / MiB).toFixed(0)} MiB`)
+    }
+    if (performance.now() - started > 600_000) throw new Error(`batch ${id} still ${batch.status} after 10 minutes`)
+  }
+}
+
+function checkDone (batch: BatchRecord, lines: number): void {
+  const c = batch.requestCounts
+  if (batch.status !== 'completed' || c.total !== lines || c.completed !== lines || c.failed !== 0 || batch.outputFileId === null) {
+    throw new Error(`batch ${batch.id} ended ${batch.status} with ${JSON.stringify(c)}, output ${batch.outputFileId}, errors ${batch.errors}`)
+  }
+}
+
+async function measure (serverOptions: ServerOptions, dialect: Dialect, input: DataFile, warmUp: DataFile, opts: BatchBenchOptions, log: Log): Promise<BatchRun> {
+  const upstream = await startControllableUpstream()
+  upstream.setFallback({ bodyBytes: opts.answerBytes })
+  const teardowns: Array<() => unknown> = []
+  try {
+    const databaseUrl = dialect === 'postgres' ? await freshDatabase({ teardown: (fn) => { teardowns.push(fn) } }, opts.postgresUrl ?? '') : undefined
+    const server = await startServer({
+      ...serverOptions,
+      env: {
+        UPSTREAM_BASE_URL: `${upstream.url}/v1`,
+        ...(databaseUrl === undefined ? {} : { DATABASE_URL: databaseUrl }),
+        ...serverOptions.env
+      }
+    })
+    const db = openDb(server, dialect, databaseUrl)
+    try {
+      const warmUpId = (await upload(server.url, warmUp.path, 'batch')).id
+      const inputId = (await upload(server.url, input.path, 'batch')).id
+      log(`batch ${dialect}: warm-up of ${warmUp.requests} lines`)
+      checkDone((await runBatch(db, dialect, upstream, warmUpId, server.pid, log)).batch, warmUp.requests)
+      log(`batch ${dialect}: ${input.requests} lines, answers of ${opts.answerBytes} bytes`)
+      const cpuBefore = await cpuOf(server.pid)
+      const { before, peak, result } = await peakRssDuring(server, async () => await runBatch(db, dialect, upstream, inputId, server.pid, log))
+      const cpuAfter = await cpuOf(server.pid)
+      checkDone(result.batch, input.requests)
+      log(`  polled peak RSS by status: ${[...result.peakByStatus].map(([status, rss]) => `${status} ${(rss / MiB).toFixed(0)} MiB`).join(', ')}`)
+      // After the measurement: the output file is all there (its size; the lines were counted by complete).
+      const output = await download(server.url, result.batch.outputFileId ?? '')
+      return {
+        before,
+        peak,
+        wallSeconds: result.seconds,
+        cpuSeconds: cpuAfter.total - cpuBefore.total,
+        mainCpuSeconds: cpuAfter.main - cpuBefore.main,
+        outputBytes: output.bytes
+      }
+    } finally {
+      await db.destroy()
+      await server.stop()
+    }
+  } finally {
+    await upstream.close()
+    for (const fn of teardowns.reverse()) await fn()
+  }
+}
+
+export async function batchFigures (serverOptions: ServerOptions, dataDir: string, opts: BatchBenchOptions, runs: number, log: Log): Promise<Figure[]> {
+  const input = await batchFileOfLines(dataDir, 'short', opts.lines)
+  const warmUp = await batchFileOfLines(dataDir, 'short', WARM_UP_LINES)
+  const dialects = opts.databases.filter((d) => d !== 'postgres' || opts.postgresUrl !== undefined)
+  if (opts.postgresUrl === undefined && opts.databases.includes('postgres')) log('batch: TEST_DATABASE_URL is not set, PostgreSQL skipped')
+  const figures: Figure[] = []
+  for (const dialect of dialects) {
+    const samples: BatchRun[] = []
+    for (let run = 0; run < runs; run++) {
+      log(`batch ${dialect} run ${run + 1}/${runs}`)
+      samples.push(await measure(serverOptions, dialect, input, warmUp, opts, log))
+    }
+    const group = `batch engine (${dialect === 'sqlite' ? 'SQLite' : 'PostgreSQL'} + fs): ${opts.lines} lines of ${(input.bytes / MiB).toFixed(1)} MiB, ` +
+      `answers of ${opts.answerBytes} B, upstream latency 0, BATCH_CONCURRENCY ${serverOptions.env?.BATCH_CONCURRENCY ?? 64}` +
+      ((serverOptions.nodeArgs ?? []).length > 0 ? `, node ${(serverOptions.nodeArgs ?? []).join(' ')}` : '')
+    const of = (f: (r: BatchRun) => number): number[] => samples.map(f)
+    figures.push(
+      { group, name: 'RSS before (after a warm-up batch)', unit: 'MiB', values: of((r) => r.before / MiB) },
+      { group, name: 'peak RSS during the batch', unit: 'MiB', values: of((r) => r.peak / MiB) },
+      { group, name: 'peak RSS growth', unit: 'MiB', values: of((r) => (r.peak - r.before) / MiB), target: { of: 'value', op: '<=', limit: 100 }, verdict: { pass: 'met', miss: 'missed' } },
+      { group, name: 'wall time, insert to completed', unit: 's', values: of((r) => r.wallSeconds) },
+      { group, name: 'lines per second (wall)', unit: 'lines/s', values: of((r) => opts.lines / r.wallSeconds) },
+      { group, name: 'lines per CPU second of the service (all threads)', unit: 'lines/s', values: of((r) => opts.lines / r.cpuSeconds) },
+      { group, name: 'lines per CPU second of its main thread', unit: 'lines/s', values: of((r) => opts.lines / r.mainCpuSeconds) },
+      { group, name: 'output file', unit: 'MiB', values: of((r) => r.outputBytes / MiB) }
+    )
+  }
+  return figures
+}
