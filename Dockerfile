@@ -24,4 +24,6 @@ RUN mkdir -p /data && chown node:node /data
 USER node
 VOLUME ["/data"]
 EXPOSE 3000
-CMD ["node", "dist/src/server.js"]
+# V8 heap flags, the same as `npm start` (docs/operations.md#memory): they bound the garbage V8
+# keeps before collecting it, which is most of the RSS a long batch grows by.
+CMD ["node", "--max-semi-space-size=16", "--heap-growing-percent=50", "dist/src/server.js"]

@@ -18,7 +18,7 @@ import { batchFigures } from './lib/figures-batch.js'
 import { parseOptions, type BenchOptions, type Group } from './lib/options.js'
 import { describeMachine, formatTable, writeResults, type Figure } from './lib/report.js'
 import { startS3, type S3Target } from './lib/s3.js'
-import { startServer, type RunningServer, type ServerOptions } from './lib/server.js'
+import { productionNodeArgs, startServer, type RunningServer, type ServerOptions } from './lib/server.js'
 import { MiB } from './lib/stats.js'
 
 const started = performance.now()
@@ -42,7 +42,8 @@ async function main (opts: BenchOptions): Promise<void> {
   const dataDir = opts.dataDir ?? await mkdtemp(path.join(tmpdir(), 'files-api-bench-data-'))
   await mkdir(dataDir, { recursive: true })
   const profileDir = path.resolve(opts.outDir, 'profiles')
-  const nodeArgs = [...opts.serverNodeArgs, ...(opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [])]
+  // The server runs with the flags `npm start` gives it (production's), then any asked for.
+  const nodeArgs = [...productionNodeArgs(), ...opts.serverNodeArgs, ...(opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [])]
   const fsServer: ServerOptions = { driver: 'fs', env: opts.serverEnv, nodeArgs, entry: opts.serverEntry }
   const figures: Figure[] = []
   let s3: S3Target | undefined
