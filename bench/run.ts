@@ -14,7 +14,7 @@ import { contentFigures, uploadFsFigures, uploadS3Figures, validatorFigures } fr
 import { concurrencyFigures, memoryFigures, metadataFigures } from './lib/figures-service.js'
 import { memoryBoundFigures } from './lib/figures-memory-bound.js'
 import { durabilityFigures } from './lib/figures-durability.js'
-import { batchFigures } from './lib/figures-batch.js'
+import { batchFigures, littleFigures } from './lib/figures-batch.js'
 import { parseOptions, type BenchOptions, type Group } from './lib/options.js'
 import { describeMachine, formatTable, writeResults, type Figure } from './lib/report.js'
 import { startS3, type S3Target } from './lib/s3.js'
@@ -75,6 +75,7 @@ async function main (opts: BenchOptions): Promise<void> {
     if (want('batch')) {
       const postgresUrl = process.env.TEST_DATABASE_URL === '' ? undefined : process.env.TEST_DATABASE_URL
       figures.push(...await batchFigures(fsServer, dataDir, { lines: opts.batchLines, answerBytes: opts.batchAnswerBytes, databases: opts.batchDatabases, postgresUrl }, opts.batchRuns, log))
+      figures.push(...await littleFigures(fsServer, dataDir, [{ latencyMs: 100, concurrency: 64 }, { latencyMs: 100, concurrency: 256 }], log))
     }
     if (want('upload-s3') || want('content')) {
       log('starting the S3 server')

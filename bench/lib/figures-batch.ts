@@ -169,3 +169,51 @@ export async function batchFigures (serverOptions: ServerOptions, dataDir: strin
   }
   return figures
 }
+
+/**
+ * Little's law (issue 11 item 5): an upstream that answers in L seconds, with the service
+ * allowed C requests in flight, completes at best C / L requests per second. Each (L, C)
+ * runs a batch of about eight seconds at that bound, on SQLite + fs, with BATCH_CONCURRENCY
+ * and UPSTREAM_MAX_CONCURRENCY both C, and reports lines per second against C / L.
+ */
+export async function littleFigures (serverOptions: ServerOptions, dataDir: string, pairs: ReadonlyArray<{ latencyMs: number, concurrency: number }>, log: Log): Promise<Figure[]> {
+  const figures: Figure[] = []
+  const warmUp = await batchFileOfLines(dataDir, 'short', WARM_UP_LINES)
+  for (const { latencyMs, concurrency } of pairs) {
+    const bound = concurrency / (latencyMs / 1000)
+    const lines = Math.max(2000, Math.round(bound * 8))
+    const input = await batchFileOfLines(dataDir, 'short', lines)
+    const upstream = await startControllableUpstream()
+    upstream.setFallback({ latencyMs })
+    try {
+      const server = await startServer({
+        ...serverOptions,
+        env: { ...serverOptions.env, UPSTREAM_BASE_URL: `${upstream.url}/v1`, BATCH_CONCURRENCY: String(concurrency), UPSTREAM_MAX_CONCURRENCY: String(concurrency) }
+      })
+      const db = openDb(server, 'sqlite', undefined)
+      try {
+        const warmUpId = (await upload(server.url, warmUp.path, 'batch')).id
+        const inputId = (await upload(server.url, input.path, 'batch')).id
+        checkDone((await runBatch(db, 'sqlite', upstream, warmUpId, server.pid, log)).batch, warmUp.requests)
+        log(`little: L ${latencyMs} ms, C ${concurrency}: ${lines} lines, bound ${bound.toFixed(0)}/s`)
+        const run = await runBatch(db, 'sqlite', upstream, inputId, server.pid, log)
+        checkDone(run.batch, lines)
+        figures.push({
+          group: `batch engine at the upstream's bound (SQLite + fs, ${lines} lines, upstream latency ${latencyMs} ms, C = ${concurrency})`,
+          name: 'lines per second, against C / L',
+          unit: 'lines/s',
+          values: [lines / run.seconds],
+          baseline: { name: 'C / L', values: [bound] },
+          target: { of: 'ratio', op: '>=', limit: 0.9 },
+          verdict: { pass: 'met', miss: 'missed' }
+        })
+      } finally {
+        await db.destroy()
+        await server.stop()
+      }
+    } finally {
+      await upstream.close()
+    }
+  }
+  return figures
+}
