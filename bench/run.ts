@@ -18,7 +18,8 @@ import { batchFigures, littleFigures } from './lib/figures-batch.js'
 import { parseOptions, type BenchOptions, type Group } from './lib/options.js'
 import { describeMachine, formatTable, writeResults, type Figure } from './lib/report.js'
 import { startS3, type S3Target } from './lib/s3.js'
-import { productionNodeArgs, startServer, type RunningServer, type ServerOptions } from './lib/server.js'
+import { startServer, type RunningServer, type ServerOptions } from './lib/server.js'
+import { productionNodeArgs } from '../test/helpers/node-flags.js'
 import { MiB } from './lib/stats.js'
 
 const started = performance.now()

@@ -5,7 +5,6 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -192,13 +191,3 @@ export async function cpuOf (pid: number): Promise<Cpu> {
   return { main: cpuSeconds(main), total: cpuSeconds(total) }
 }
 
-/**
- * The node flags `npm start` runs the server with (package.json's start script, the same
- * as the Dockerfile's CMD; test/deploy/node-flags.test.ts keeps the two equal): the bench
- * measures the server as production runs it.
- */
-export function productionNodeArgs (): string[] {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { scripts: { start: string } }
-  const words = pkg.scripts.start.split(/\s+/)
-  return words.slice(1, -1).filter((w) => w.startsWith('--'))
-}

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
+import { productionNodeArgs } from './node-flags.js'
 
 /** A free TCP port on loopback (bound then released). */
 export async function freePort (): Promise<number> {
@@ -37,7 +38,7 @@ export interface ServiceProcessOptions {
 export async function startServiceProcess (t: Test, env: Record<string, string>, options: ServiceProcessOptions = {}): Promise<ServiceProcess> {
   const port = await freePort()
   let output = ''
-  const [command = process.execPath, ...args] = [...(options.prefix ?? []), process.execPath, '--import', 'tsx', 'src/server.ts']
+  const [command = process.execPath, ...args] = [...(options.prefix ?? []), process.execPath, ...productionNodeArgs(), '--import', 'tsx', 'src/server.ts']
   const child = spawn(command, args, {
     cwd: new URL('../..', import.meta.url).pathname,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LOG_LEVEL: 'warn', ...env, PORT: String(port), HOST: '127.0.0.1' },
