@@ -1,3 +1,5 @@
+import { WaitQueue } from './wait-queue.js'
+
 /**
  * The per-replica bound on upstream requests in flight (BATCH_CONCURRENCY): a counting
  * semaphore whose waiters queue in arrival order. It is what makes "a crash re-sends at
@@ -8,7 +10,7 @@
 export class RequestSlots {
   readonly #max: number
   #used = 0
-  readonly #waiters: Array<{ grant: () => void, cancel: () => void }> = []
+  readonly #waiters = new WaitQueue()
 
   constructor (max: number) {
     if (!Number.isSafeInteger(max) || max < 1) throw new RangeError(`slots must be a positive integer, got ${max}`)
@@ -30,28 +32,11 @@ export class RequestSlots {
       this.#used++
       return true
     }
-    return await new Promise<boolean>((resolve) => {
-      const onAbort = (): void => {
-        const i = this.#waiters.indexOf(waiter)
-        if (i >= 0) this.#waiters.splice(i, 1)
-        resolve(false)
-      }
-      const waiter = {
-        grant: () => {
-          signal?.removeEventListener('abort', onAbort)
-          resolve(true)
-        },
-        cancel: onAbort
-      }
-      this.#waiters.push(waiter)
-      signal?.addEventListener('abort', onAbort, { once: true })
-    })
+    return await this.#waiters.wait(signal)
   }
 
   release (): void {
-    const next = this.#waiters.shift()
     // The slot passes straight to the next waiter: the count does not change.
-    if (next !== undefined) next.grant()
-    else if (this.#used > 0) this.#used--
+    if (!this.#waiters.wakeNext() && this.#used > 0) this.#used--
   }
 }

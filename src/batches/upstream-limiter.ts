@@ -1,3 +1,5 @@
+import { WaitQueue } from './wait-queue.js'
+
 /**
  * Adaptive concurrency for one upstream (issue 11 item 1): how many requests this replica
  * sends to it at once. AIMD, as TCP does it:
@@ -33,7 +35,7 @@ export class UpstreamLimiter {
   #baselineMs: number | null = null
   #lastDecreaseAt = Number.NEGATIVE_INFINITY
   #pausedUntil = 0
-  #waiters: Array<() => void> = []
+  readonly #waiters = new WaitQueue()
   #timer: NodeJS.Timeout | undefined
   readonly #clock: () => number
 
@@ -73,21 +75,10 @@ export class UpstreamLimiter {
       this.#inFlight++
       return true
     }
-    return await new Promise<boolean>((resolve) => {
-      const onAbort = (): void => {
-        const i = this.#waiters.indexOf(wake)
-        if (i >= 0) this.#waiters.splice(i, 1)
-        resolve(false)
-      }
-      // Called by #drain with the permit already counted.
-      const wake = (): void => {
-        signal?.removeEventListener('abort', onAbort)
-        resolve(true)
-      }
-      this.#waiters.push(wake)
-      signal?.addEventListener('abort', onAbort, { once: true })
-      this.#armPauseTimer()
-    })
+    // Woken by #drain with the permit already counted.
+    const woken = this.#waiters.wait(signal)
+    this.#armPauseTimer()
+    return await woken
   }
 
   /** Gives the permit back with what the answer says about the upstream's load. */
@@ -125,7 +116,7 @@ export class UpstreamLimiter {
   #drain (): void {
     while (this.#waiters.length > 0 && this.#inFlight < this.limit && this.#clock() >= this.#pausedUntil) {
       this.#inFlight++
-      this.#waiters.shift()!()
+      this.#waiters.wakeNext()
     }
     if (this.#waiters.length > 0) this.#armPauseTimer()
   }
