@@ -23,8 +23,16 @@ t.test('an upstream with a hard capacity of 8: the limit converges to it, 429s s
   t.equal(batch.status, 'completed')
   t.same(batch.requestCounts, { total: 600, completed: 600, failed: 0 })
   const total = upstream.requests.length + upstream.overCapacity()
-  t.comment(`${upstream.overCapacity()} answers 429 over capacity of ${total} requests; most in flight ${upstream.maxInFlight()}`)
-  t.ok(upstream.overCapacity() < total * 0.1, `429s are a small share (${upstream.overCapacity()} of ${total}): the limit found the capacity`)
+  // Not sustained: AIMD probes past the capacity now and then by design (each probe costs
+  // a 429 or two); what must not happen is a steady share of refusals once it has found
+  // it. So the second half of the run (by time) is judged on its own.
+  const first = upstream.requests[0]!.at
+  const middle = first + (upstream.requests.at(-1)!.at - first) / 2
+  const lateRequests = upstream.requests.filter((r) => r.at >= middle).length
+  const late429 = upstream.overCapacityTimes().filter((at) => at >= middle).length
+  t.comment(`${upstream.overCapacity()} answers 429 over capacity of ${total} requests (${late429} of ${lateRequests + late429} in the second half); most in flight ${upstream.maxInFlight()}`)
+  t.ok(upstream.overCapacity() < total * 0.2, `429s are a small share overall (${upstream.overCapacity()} of ${total})`)
+  t.ok(late429 < (lateRequests + late429) * 0.1, `and stay small once the limit has found the capacity (${late429} of ${lateRequests + late429})`)
   const limits = engineLimits(await (await fetch(`${url}/metrics`)).text())
   t.ok(limits.length === 1 && limits[0]! >= 4 && limits[0]! <= 12, `the adaptive limit sits near the capacity of 8: ${limits.join(',')}`)
 })

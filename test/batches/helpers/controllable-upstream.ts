@@ -52,6 +52,8 @@ export interface ControllableUpstream {
   limitConcurrency: (n: number, retryAfter?: string) => void
   /** Requests answered 429 by the hard capacity. */
   overCapacity: () => number
+  /** When each of those was answered (Date.now()). */
+  overCapacityTimes: () => number[]
   /** Each request after this, not served from `queue`, gets `fault` with probability `rate` (random: a seeded source). */
   storm: (rate: number, fault: Fault, random: () => number) => void
   /** Models answered with 400 (a bad request the upstream refuses, a final error). */
@@ -79,7 +81,7 @@ export async function startControllableUpstream (): Promise<ControllableUpstream
   let fallback: Fault = {}
   let stormy: { rate: number, fault: Fault, random: () => number } | null = null
   let capacity: { n: number, retryAfter: string | undefined } | null = null
-  let overCapacity = 0
+  const overCapacityAt: number[] = []
   let connections = 0
   let aborted = 0
   let inFlight = 0
@@ -88,7 +90,7 @@ export async function startControllableUpstream (): Promise<ControllableUpstream
 
   const server = http.createServer((req, res) => {
     if (capacity !== null && inFlight >= capacity.n) {
-      overCapacity += 1
+      overCapacityAt.push(Date.now())
       req.resume()
       const headers: Record<string, string> = { 'content-type': 'application/json' }
       if (capacity.retryAfter !== undefined) headers['retry-after'] = capacity.retryAfter
@@ -169,7 +171,8 @@ export async function startControllableUpstream (): Promise<ControllableUpstream
     setFallback: (fault) => { fallback = fault },
     storm: (rate, fault, random) => { stormy = { rate, fault, random } },
     limitConcurrency: (n, retryAfter) => { capacity = { n, retryAfter } },
-    overCapacity: () => overCapacity,
+    overCapacity: () => overCapacityAt.length,
+    overCapacityTimes: () => [...overCapacityAt],
     rejectModels: (...models) => { for (const m of models) rejected.add(m) },
     refuse,
     reopen: async () => { await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve)) },
