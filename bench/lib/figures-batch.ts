@@ -196,16 +196,23 @@ export async function littleFigures (serverOptions: ServerOptions, dataDir: stri
         const inputId = (await upload(server.url, input.path, 'batch')).id
         checkDone((await runBatch(db, 'sqlite', upstream, warmUpId, server.pid, log)).batch, warmUp.requests)
         log(`little: L ${latencyMs} ms, C ${concurrency}: ${lines} lines, bound ${bound.toFixed(0)}/s`)
-        const run = await runBatch(db, 'sqlite', upstream, inputId, server.pid, log)
+        const run = await steadyRate(db, inputId, lines)
         checkDone(run.batch, lines)
+        const group = `batch engine at the upstream's bound (SQLite + fs, ${lines} lines, upstream latency ${latencyMs} ms, C = ${concurrency})`
         figures.push({
-          group: `batch engine at the upstream's bound (SQLite + fs, ${lines} lines, upstream latency ${latencyMs} ms, C = ${concurrency})`,
-          name: 'lines per second, against C / L',
+          group,
+          name: 'lines per second between 10 % and 90 % done, against C / L',
           unit: 'lines/s',
-          values: [lines / run.seconds],
+          values: [run.steady],
           baseline: { name: 'C / L', values: [bound] },
           target: { of: 'ratio', op: '>=', limit: 0.9 },
           verdict: { pass: 'met', miss: 'missed' }
+        }, {
+          group,
+          name: 'lines per second from insert to completed (planning, slow start and finalize included)',
+          unit: 'lines/s',
+          values: [lines / run.seconds],
+          baseline: { name: 'C / L', values: [bound] }
         })
       } finally {
         await db.destroy()
@@ -216,4 +223,31 @@ export async function littleFigures (serverOptions: ServerOptions, dataDir: stri
     }
   }
   return figures
+}
+
+/**
+ * Runs a batch and times its middle: the rate between 10 % and 90 % of its lines done is
+ * the engine at its steady state, what Little's law bounds; the whole run adds the fixed
+ * costs of a short batch (a poll before the first claim, planning, slow start, finalize).
+ */
+async function steadyRate (db: Kysely<BatchDatabase>, fileId: string, lines: number): Promise<{ batch: BatchRecord, seconds: number, steady: number }> {
+  const id = `batch_${newUploadId().slice('upload-'.length)}`
+  const started = performance.now()
+  await insertBatch(db, 'sqlite', { id, project: PROJECT, endpoint: '/v1/chat/completions', inputFileId: fileId, completionWindow: '24h', completionWindowSeconds: 86_400 })
+  let at10: number | null = null
+  let at90: number | null = null
+  for (;;) {
+    await sleep(50)
+    const batch = await getBatch(db, id)
+    if (batch === null) throw new Error(`batch ${id} vanished`)
+    const done = batch.requestCounts.completed + batch.requestCounts.failed
+    const now = performance.now()
+    if (at10 === null && done >= lines * 0.1) at10 = now
+    if (at90 === null && done >= lines * 0.9) at90 = now
+    if (TERMINAL.has(batch.status)) {
+      const steady = at10 !== null && at90 !== null && at90 > at10 ? (lines * 0.8) / ((at90 - at10) / 1000) : Number.NaN
+      return { batch, seconds: (now - started) / 1000, steady }
+    }
+    if (now - started > 600_000) throw new Error(`batch ${id} still ${batch.status} after 10 minutes`)
+  }
 }
