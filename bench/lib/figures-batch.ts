@@ -19,7 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import { getBatch, insertBatch, type BatchRecord } from '../../src/batches/batch-store.js'
 import type { BatchDatabase, Dialect } from '../../src/batches/tables.js'
-import { newUploadId } from '../../src/ids.js'
+import { newBatchId } from '../../src/ids.js'
 import { startControllableUpstream, type ControllableUpstream } from '../../test/batches/helpers/controllable-upstream.js'
 import { freshDatabase } from '../../test/helpers/postgres.js'
 import { batchFileOfLines, type DataFile } from './data.js'
@@ -64,7 +64,7 @@ function openDb (server: RunningServer, dialect: Dialect, url: string | undefine
 
 /** Inserts the batch as the create route will and polls it to a terminal status. */
 async function runBatch (db: Kysely<BatchDatabase>, dialect: Dialect, upstream: ControllableUpstream, fileId: string, pid: number, log: Log): Promise<{ batch: BatchRecord, seconds: number, peakByStatus: Map<string, number> }> {
-  const id = `batch_${newUploadId().slice('upload-'.length)}`
+  const id = newBatchId()
   const started = performance.now()
   await insertBatch(db, dialect, { id, project: PROJECT, endpoint: '/v1/chat/completions', inputFileId: fileId, completionWindow: '24h', completionWindowSeconds: 86_400 })
   let lastLog = started
@@ -231,7 +231,7 @@ export async function littleFigures (serverOptions: ServerOptions, dataDir: stri
  * costs of a short batch (a poll before the first claim, planning, slow start, finalize).
  */
 async function steadyRate (db: Kysely<BatchDatabase>, fileId: string, lines: number): Promise<{ batch: BatchRecord, seconds: number, steady: number }> {
-  const id = `batch_${newUploadId().slice('upload-'.length)}`
+  const id = newBatchId()
   const started = performance.now()
   await insertBatch(db, 'sqlite', { id, project: PROJECT, endpoint: '/v1/chat/completions', inputFileId: fileId, completionWindow: '24h', completionWindowSeconds: 86_400 })
   let at10: number | null = null

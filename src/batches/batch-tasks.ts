@@ -3,7 +3,7 @@ import { ApiError } from '../errors.js'
 import type { FileService } from '../files/file-service.js'
 import type { BlobStore } from '../storage/blob-store.js'
 import { dbNowMs } from './db-clock.js'
-import { transitionBatch, type BatchStatus } from './lifecycle.js'
+import { batchErrors, transitionBatch, type BatchStatus } from './lifecycle.js'
 import { planBatchInput, type PlanLimits } from './plan.js'
 import type { BatchQueue } from './queue.js'
 import { doneChunks, finalizeResultFiles, type ResultFilesDeps, type ResultFileIds } from './result-files.js'
@@ -142,7 +142,7 @@ export function createBatchTasks (deps: BatchTasksDeps): BatchTasks {
   }
 
   async function fail (batch: DueBatch, owner: string, code: string, message: string, param: string | null): Promise<void> {
-    const errors = JSON.stringify({ object: 'list', data: [{ code, message, param, line: null }] })
+    const errors = batchErrors(code, message, param, null)
     await transitionBatch(db, dialect, { id: batch.id, workerOwner: owner }, 'failed', { errors })
     deps.log.warn({ batch: batch.id, code }, 'batch failed: its input cannot run')
   }

@@ -6,7 +6,7 @@ import type { BlobStore } from '../storage/blob-store.js'
 import { createBatchTasks, type BatchTasks } from './batch-tasks.js'
 import { ChunkFailedError, ChunkRun, type ChunkBatch, type EngineObserver } from './chunk-run.js'
 import { LeaseLostError, type ClaimedChunk } from './lease.js'
-import { transitionBatch } from './lifecycle.js'
+import { batchErrors, transitionBatch } from './lifecycle.js'
 import { createBatchQueue, type BatchQueue } from './queue.js'
 import { RequestSlots } from './request-slots.js'
 import type { ResultFilesDeps } from './result-files.js'
@@ -156,7 +156,7 @@ export function createBatchEngine (deps: BatchEngineDeps, options: BatchEngineOp
     } catch (error) {
       if (!(error instanceof ApiError) || error.statusCode !== 404) throw error
       // The input was deleted (or expired) under a running batch: nothing more can run.
-      const errors = JSON.stringify({ object: 'list', data: [{ code: 'input_file_unavailable', message: `The input file ${row.input_file_id} was deleted or expired while the batch ran.`, param: 'input_file_id', line: null }] })
+      const errors = batchErrors('input_file_unavailable', `The input file ${row.input_file_id} was deleted or expired while the batch ran.`, 'input_file_id', null)
       await transitionBatch(deps.db, deps.dialect, { id: row.id }, 'failed', { errors })
       deps.log.warn({ batch: row.id }, 'batch failed: its input file is gone')
       return null
@@ -181,7 +181,7 @@ export function createBatchEngine (deps: BatchEngineDeps, options: BatchEngineOp
       // be read to be expired), so it fails, saying which lines, instead of running forever.
       if (error instanceof ChunkFailedError && clock() >= batch.deadlineMs) {
         const cause = error.cause instanceof Error ? error.cause.message : String(error.cause)
-        const errors = JSON.stringify({ object: 'list', data: [{ code: 'batch_failed', message: `Lines ${chunk.lineStart}–${chunk.lineEnd - 1} could not be run before the batch expired: ${cause.slice(0, 500)}`, param: null, line: chunk.lineStart }] })
+        const errors = batchErrors('batch_failed', `Lines ${chunk.lineStart}–${chunk.lineEnd - 1} could not be run before the batch expired: ${cause.slice(0, 500)}`, null, chunk.lineStart)
         await transitionBatch(deps.db, deps.dialect, { id: chunk.batchId }, 'failed', { errors }).catch(() => null)
       }
     }).finally(() => {

@@ -46,6 +46,11 @@ export function canTransition (from: BatchStatus, to: BatchStatus): boolean {
   return ALLOWED_FROM[to].includes(from)
 }
 
+/** OpenAI's `errors` object of a failed batch with one error, JSON-encoded for the batch row. */
+export function batchErrors (code: string, message: string, param: string | null, line: number | null): string {
+  return JSON.stringify({ object: 'list', data: [{ code, message, param, line }] })
+}
+
 /** What the transition writes beside the status, in the same statement. */
 export interface TransitionFields {
   /** OpenAI's errors object, JSON-encoded by the caller's schema; for `failed`. */

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { getBatch, insertBatch, type BatchRecord } from '../../../src/batches/batch-store.js'
-import { newUploadId } from '../../../src/ids.js'
+import { newBatchId } from '../../../src/ids.js'
 import { KEY_A } from '../../helpers/app.js'
 
 export const PROJECT_A = 'project-a'
@@ -28,7 +28,7 @@ export async function uploadBatchFile (url: string, text: string, key = KEY_A): 
 /** A batch row in `validating`, as the create route makes it; the engine takes it from there. */
 export async function createBatchRow (app: FastifyInstance, inputFileId: string, opts: { windowSeconds?: number, project?: string } = {}): Promise<BatchRecord> {
   return await insertBatch(app.fileStore.batchDb, app.fileStore.dialect, {
-    id: `batch_${newUploadId().slice('upload-'.length)}`,
+    id: newBatchId(),
     project: opts.project ?? PROJECT_A,
     endpoint: '/v1/chat/completions',
     inputFileId,

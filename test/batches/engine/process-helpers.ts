@@ -6,7 +6,7 @@ import pg from 'pg'
 import type { Test } from 'tap'
 import { getBatch, insertBatch, type BatchRecord } from '../../../src/batches/batch-store.js'
 import type { BatchDatabase, Dialect } from '../../../src/batches/tables.js'
-import { newUploadId } from '../../../src/ids.js'
+import { newBatchId } from '../../../src/ids.js'
 import { KEY_A } from '../../helpers/app.js'
 import type { ControllableUpstream, SeenRequest } from '../helpers/controllable-upstream.js'
 import { fileLines, PROJECT_A } from './helpers.js'
@@ -44,7 +44,7 @@ export function openPostgres (t: Test, url: string): TestDb {
 /** A batch row in `validating`, as the create route makes it. */
 export async function insertBatchRow ({ db, dialect }: TestDb, inputFileId: string): Promise<BatchRecord> {
   return await insertBatch(db, dialect, {
-    id: `batch_${newUploadId().slice('upload-'.length)}`,
+    id: newBatchId(),
     project: PROJECT_A,
     endpoint: '/v1/chat/completions',
     inputFileId,
