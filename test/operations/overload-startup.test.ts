@@ -1,0 +1,49 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import t from 'tap'
+import { createApiKeyTable } from '../../src/api-keys.js'
+import { buildApp } from '../../src/app.js'
+import { loadConfig } from '../../src/config.js'
+import { KEY_A } from '../helpers/app.js'
+import { getJson } from '../helpers/multipart.js'
+
+/** Blocks the event loop, as schema compilation or a loaded machine does at start-up. */
+function blockLoop (ms: number): void {
+  const until = Date.now() + ms
+  while (Date.now() < until) { /* busy */ }
+}
+
+/** Polls until under-pressure's once-a-second sample reports the delay (or gives up after `ms`). */
+async function untilPressure (app: { isUnderPressure: () => boolean }, ms: number): Promise<boolean> {
+  const until = Date.now() + ms
+  while (Date.now() < until) {
+    if (app.isUnderPressure()) return true
+    await sleep(20)
+  }
+  return false
+}
+
+t.test('the event loop delay of start-up is not overload; the same delay once running is', async (t) => {
+  // 1 ms: any sample holding a long block is past it (under-pressure subtracts its 10 ms resolution from the mean).
+  const config = loadConfig({ DATA_DIR: t.testdir({}), LOG_LEVEL: 'silent', OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '1' })
+  const app = await buildApp({ config, keys: createApiKeyTable([[KEY_A, 'project-a']]) })
+  t.teardown(() => app.close())
+  // Registered after buildApp, so it runs while the app starts, after the monitor began.
+  await app.register(async () => { blockLoop(3000) })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const address = app.server.address()
+  if (address === null || typeof address === 'string') throw new Error('no TCP address')
+  const url = `http://127.0.0.1:${address.port}/v1/files`
+
+  // The sample right after start-up holds the block: the process reports pressure, and it
+  // must not refuse work for it (without the grace this answered 503).
+  t.ok(await untilPressure(app, 1900), 'a sample within the grace holds the start-up block')
+  t.equal((await getJson(url, KEY_A)).status, 200, 'served during the start-up grace')
+
+  // Past the grace, a block as long is overload like any other.
+  await sleep(2500)
+  blockLoop(3000)
+  t.ok(await untilPressure(app, 2500), 'a sample holds the block')
+  const refused = await getJson(url, KEY_A)
+  t.equal(refused.status, 503)
+  t.equal(refused.json().error.code, 'server_overloaded')
+})
