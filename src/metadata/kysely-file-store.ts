@@ -1,4 +1,4 @@
-import { sql, type ColumnType, type Insertable, type Kysely, type Selectable, type Transaction } from 'kysely'
+import { sql, type ColumnType, type CompiledQuery, type Insertable, type Kysely, type Selectable, type Transaction } from 'kysely'
 import type { BatchError } from '../../schemas/batch-error.js'
 import type { FilePurpose } from '../../schemas/files.js'
 import { nextFileId } from '../ids.js'
@@ -139,6 +139,29 @@ async function insertNextSqlite (db: Kysely<Database>, record: NewFileRecord): P
 }
 
 /**
+ * The retrieve is the hottest query (every GET, download and batch create): Kysely builds
+ * and compiles it anew on each call, a third of a retrieve's time in the profile. It is
+ * compiled once with placeholders, and each call binds its own values. The check proves
+ * the placeholders are the only parameters, in this order, so a call can never run with
+ * a value of the template.
+ */
+function compileGetQuery (db: Kysely<Database>): CompiledQuery<FileRow> {
+  const placeholders = ['\u0000project', '\u0000id', -1]
+  const [project, id, now] = placeholders as [string, string, number]
+  const compiled = db
+    .selectFrom('files')
+    .selectAll()
+    .where('project', '=', project)
+    .where('id', '=', id)
+    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
+    .compile()
+  if (compiled.parameters.length !== placeholders.length || compiled.parameters.some((value, i) => value !== placeholders[i])) {
+    throw new Error(`the compiled retrieve query binds ${JSON.stringify(compiled.parameters)}, not its placeholders`)
+  }
+  return compiled
+}
+
+/**
  * The dialect-independent FileStore: every query here must run unchanged on SQLite
  * (≥ 3.35, for RETURNING) and PostgreSQL; the SQLite and PostgreSQL stores only
  * build the Kysely instance.
@@ -148,6 +171,8 @@ export function createKyselyFileStore (db: Kysely<Database>, opts: KyselyFileSto
   let reconciling = false
   // Bytewise on both: PostgreSQL's default collation sorts `files/p-q` after `files/p/`.
   const storageKey = opts.dialect === 'postgres' ? sql<string>`storage_key collate "C"` : sql<string>`storage_key`
+
+  const getQuery = compileGetQuery(db)
 
   return {
     dialect: opts.dialect,
@@ -167,13 +192,8 @@ export function createKyselyFileStore (db: Kysely<Database>, opts: KyselyFileSto
     },
 
     async get (project, id, now) {
-      const row = await db
-        .selectFrom('files')
-        .selectAll()
-        .where('project', '=', project)
-        .where('id', '=', id)
-        .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
-        .executeTakeFirst()
+      const { rows } = await db.executeQuery<FileRow>({ ...getQuery, parameters: [project, id, now] })
+      const row = rows[0]
       return row === undefined ? null : rowToRecord(row)
     },
 

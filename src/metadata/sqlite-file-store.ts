@@ -4,6 +4,7 @@ import BetterSqlite3 from 'better-sqlite3'
 import { Kysely, SqliteDialect } from 'kysely'
 import type { FileStore } from './file-store.js'
 import { createKyselyFileStore, type Database } from './kysely-file-store.js'
+import { cachingStatements } from './statement-cache.js'
 
 export interface SqliteFileStoreOptions {
   /** Path of the database file (its directory is created), or ':memory:'. */
@@ -45,6 +46,6 @@ export async function createSqliteFileStore (opts: SqliteFileStoreOptions): Prom
   }
 
   // Destroying the Kysely instance closes the better-sqlite3 handle.
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) })
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cachingStatements(sqlite) }) })
   return createKyselyFileStore(db, { dialect: 'sqlite' })
 }
