@@ -75,7 +75,10 @@ export const BatchObjectSchema = Type.Object({
     output_tokens_details: Type.Object({ reasoning_tokens: Tokens('Reasoning tokens among the output tokens.') }),
     total_tokens: Tokens('All tokens, summed from the answers.')
   }, { description: 'Token usage summed from the answers so far.' }),
-  metadata: MetadataSchema
+  metadata: MetadataSchema,
+  // Not in OpenAI's Batch (its SDKs keep unknown fields): the one figure that shows a batch
+  // running on retries while its counts still look healthy (issue 11 item 6, the console).
+  upstream_retries: Type.Integer({ minimum: 0, description: 'files-api extension: requests re-sent to the upstream (after a 429, a 5xx, a timeout or a transport failure) for the lines recorded so far.' })
 }, { $id: 'Batch', description: 'A batch (OpenAI `Batch`).' })
 export type BatchObject = Static<typeof BatchObjectSchema>
 

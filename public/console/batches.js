@@ -94,10 +94,14 @@ function updateBatchRow (row, batch) {
   bar.querySelector('.fill').style.width = `${percent}%`
   progressCell.querySelector('.percent').textContent = `${percent} %`
 
+  // upstream_retries is files-api's extension of the Batch object: a batch that runs on
+  // retries (429s, 5xx) shows it here while its counts still look healthy.
+  const retries = batch.upstream_retries ?? 0
   countsCell.replaceChildren(
     h('span', {}, `${c.completed} completed`), ' · ',
     h('span', { className: c.failed > 0 ? 'count-failed' : '' }, `${c.failed} failed`), ' · ',
-    `${c.total} total`)
+    `${c.total} total`,
+    h('span', { className: retries > 0 ? 'retries count-retries' : 'retries', title: 'requests re-sent to the upstream after a 429, a 5xx or a timeout' }, `${retries} upstream ${retries === 1 ? 'retry' : 'retries'}`))
 
   const key = actionsKey(batch)
   if (row.dataset.actions !== key) {

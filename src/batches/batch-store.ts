@@ -16,6 +16,8 @@ export interface BatchRecord {
   outputExpiresAfterSeconds: number | null
   requestCounts: { total: number, completed: number, failed: number }
   usage: { inputTokens: number, cachedTokens: number, outputTokens: number, reasoningTokens: number, totalTokens: number }
+  /** Requests re-sent to the upstream for the batch's recorded lines (not an OpenAI field). */
+  upstreamRetries: number
   createdAt: number
   inProgressAt: number | null
   finalizingAt: number | null
@@ -64,6 +66,7 @@ function rowToBatch (row: Selectable<BatchesTable>): BatchRecord {
       reasoningTokens: toNumber(row.usage_reasoning_tokens),
       totalTokens: toNumber(row.usage_total_tokens)
     },
+    upstreamRetries: toNumber(row.upstream_retries),
     createdAt: toNumber(row.created_at),
     inProgressAt: toNumberOrNull(row.in_progress_at),
     finalizingAt: toNumberOrNull(row.finalizing_at),
@@ -105,7 +108,7 @@ export async function insertBatch (db: Kysely<BatchDatabase>, dialect: Dialect, 
   return rowToBatch(row)
 }
 
-const LIVE = ['usage_input_tokens', 'usage_cached_tokens', 'usage_output_tokens', 'usage_reasoning_tokens', 'usage_total_tokens'] as const
+const LIVE = ['usage_input_tokens', 'usage_cached_tokens', 'usage_output_tokens', 'usage_reasoning_tokens', 'usage_total_tokens', 'upstream_retries'] as const
 
 /**
  * Batch rows with the results recorded by their running chunks beside them: the batch row
@@ -137,6 +140,7 @@ function liveRowToBatch (row: LiveRow): BatchRecord {
   batch.usage.outputTokens += n(row.live_usage_output_tokens)
   batch.usage.reasoningTokens += n(row.live_usage_reasoning_tokens)
   batch.usage.totalTokens += n(row.live_usage_total_tokens)
+  batch.upstreamRetries += n(row.live_upstream_retries)
   return batch
 }
 

@@ -224,7 +224,8 @@ export function createBatchTasks (deps: BatchTasksDeps): BatchTasks {
               usage_cached_tokens = usage_cached_tokens + coalesce((select sum(usage_cached_tokens) from batch_results r where r.batch_id = ${batch.id}), 0),
               usage_output_tokens = usage_output_tokens + coalesce((select sum(usage_output_tokens) from batch_results r where r.batch_id = ${batch.id}), 0),
               usage_reasoning_tokens = usage_reasoning_tokens + coalesce((select sum(usage_reasoning_tokens) from batch_results r where r.batch_id = ${batch.id}), 0),
-              usage_total_tokens = usage_total_tokens + coalesce((select sum(usage_total_tokens) from batch_results r where r.batch_id = ${batch.id}), 0)
+              usage_total_tokens = usage_total_tokens + coalesce((select sum(usage_total_tokens) from batch_results r where r.batch_id = ${batch.id}), 0),
+              upstream_retries = upstream_retries + coalesce((select sum(upstream_retries) from batch_results r where r.batch_id = ${batch.id}), 0)
             where id = ${batch.id}`.execute(trx)
           await trx.deleteFrom('batch_results').where('batch_id', '=', batch.id).execute()
           await trx.updateTable('batch_chunks').set({ state: 'done' }).where('batch_id', '=', batch.id).where('state', '=', 'sealed').execute()

@@ -226,7 +226,7 @@ export class ChunkRun {
       const base = pick.base
       for (let attempt = 0; ; attempt++) {
         if (deps.clock() >= this.batch.deadlineMs) {
-          await this.#expire(lineNo, line, 'The batch expired before this request could be sent.')
+          await this.#expire(lineNo, line, 'The batch expired before this request could be sent.', Math.max(0, attempt - 1))
           return
         }
         // The slot stays held until the answer is recorded (finally), not only until it
@@ -243,14 +243,14 @@ export class ChunkRun {
               deps.budgets.success(base.baseUrl)
               const kind = resultKind(outcome.status)
               const result = answerLine({ id: lineId(), customId: line.customId, statusCode: outcome.status, requestId: outcome.requestId ?? `req_${ulid()}`, body: outcome.body })
-              await this.#record({ line: lineNo, customId: line.customId, kind, result, ...(kind === 'output' ? optionalUsage(usageOf(outcome.body)) : {}) })
+              await this.#record({ line: lineNo, customId: line.customId, kind, result, retries: attempt, ...(kind === 'output' ? optionalUsage(usageOf(outcome.body)) : {}) })
             } else {
-              await this.#record({ line: lineNo, customId: line.customId, kind: 'error', result: failureLine({ id: lineId(), customId: line.customId, code: outcome.code, message: outcome.message }) })
+              await this.#record({ line: lineNo, customId: line.customId, kind: 'error', result: failureLine({ id: lineId(), customId: line.customId, code: outcome.code, message: outcome.message }), retries: attempt })
             }
             return
           }
           case 'give_up':
-            await this.#expire(lineNo, line, `The batch expired before this request succeeded (last: ${decision.reason}).`)
+            await this.#expire(lineNo, line, `The batch expired before this request succeeded (last: ${decision.reason}).`, attempt)
             return
           case 'retry': {
             // Waiting to retry holds no slot: the line is not in flight.
@@ -262,7 +262,7 @@ export class ChunkRun {
               const admission = deps.budgets.admit(base.baseUrl, this.batch.deadlineMs)
               if (admission.kind === 'send') break
               if (admission.kind === 'give_up') {
-                await this.#expire(lineNo, line, 'The batch expired while the upstream was failing.')
+                await this.#expire(lineNo, line, 'The batch expired while the upstream was failing.', attempt)
                 return
               }
               if (!await sleepUntil(admission.at, deps.clock(), signal)) return
@@ -298,8 +298,9 @@ export class ChunkRun {
     return outcome
   }
 
-  async #expire (lineNo: number, line: ParsedLine, message: string): Promise<void> {
-    await this.#record({ line: lineNo, customId: line.customId, kind: 'error', result: failureLine({ id: lineId(), customId: line.customId, code: 'batch_expired', message }) })
+  /** `retries`: the times the line was re-sent (sends after its first) before it expired. */
+  async #expire (lineNo: number, line: ParsedLine, message: string, retries = 0): Promise<void> {
+    await this.#record({ line: lineNo, customId: line.customId, kind: 'error', result: failureLine({ id: lineId(), customId: line.customId, code: 'batch_expired', message }), retries })
   }
 
   async #record (result: LineResult): Promise<void> {

@@ -98,7 +98,8 @@ export interface BatchQueue {
   counts (batchId: string): Promise<ChunkCounts>
 }
 
-const USAGE = ['usage_input_tokens', 'usage_cached_tokens', 'usage_output_tokens', 'usage_reasoning_tokens', 'usage_total_tokens'] as const
+/** The result columns a completed chunk sums into its batch row (usage, and the retries beside it). */
+const FOLDED = ['usage_input_tokens', 'usage_cached_tokens', 'usage_output_tokens', 'usage_reasoning_tokens', 'usage_total_tokens', 'upstream_retries'] as const
 
 /** Rows per INSERT while planning: 10 values each stays far below SQLite's 32766 variables. */
 const PLAN_ROWS_PER_INSERT = 500
@@ -195,7 +196,7 @@ export function createBatchQueue (db: Kysely<BatchDatabase>, dialect: Dialect): 
           .select((eb) => [
             eb.fn.sum<number | string | null>(sql`case when kind = 'output' then 1 else 0 end`).as('output'),
             eb.fn.sum<number | string | null>(sql`case when kind = 'output' then 0 else 1 end`).as('error'),
-            ...USAGE.map((u) => eb.fn.sum<number | string | null>(u).as(u))
+            ...FOLDED.map((u) => eb.fn.sum<number | string | null>(u).as(u))
           ])
           .where('batch_id', '=', lease.batchId).where('seq', '=', lease.seq)
           .executeTakeFirstOrThrow()
@@ -208,7 +209,7 @@ export function createBatchQueue (db: Kysely<BatchDatabase>, dialect: Dialect): 
           .set({
             request_completed: sql<number>`request_completed + ${outputLines}`,
             request_failed: sql<number>`request_failed + ${errorLines}`,
-            ...Object.fromEntries(USAGE.map((u) => [u, sql<number>`${sql.ref(u)} + ${n(totals[u])}`]))
+            ...Object.fromEntries(FOLDED.map((u) => [u, sql<number>`${sql.ref(u)} + ${n(totals[u])}`]))
           })
           .where('id', '=', lease.batchId)
           .execute()

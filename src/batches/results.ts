@@ -22,6 +22,8 @@ export interface LineResult {
   result: string
   /** Summed into the batch's usage when the line is first recorded. */
   usage?: LineUsage
+  /** Times the line was re-sent before this result (a 429, 5xx or transport failure each); summed like usage. */
+  retries?: number
 }
 
 export interface StoredResult {
@@ -45,7 +47,7 @@ export interface BatchResults {
   page (batchId: string, seq: number, kind: ResultKind, afterLine: number, limit: number): Promise<StoredResult[]>
 }
 
-/** Rows per grouped INSERT: 12 values each stays far below SQLite's 32766 variables. */
+/** Rows per grouped INSERT: 13 values each stays far below SQLite's 32766 variables. */
 const MAX_GROUP = 500
 
 interface Pending {
@@ -79,17 +81,18 @@ export function createBatchResults (db: Kysely<BatchDatabase>, dialect: Dialect)
     const values = group.map(({ lease, result: r }) => {
       const u = r.usage
       return sql`(${text(lease.batchId)}, ${int(lease.seq)}, ${int(lease.epoch)}, ${int(r.line)}, ${text(r.kind)}, ${text(r.customId)}, ${text(r.result)},
-        ${int(u?.inputTokens ?? 0)}, ${int(u?.cachedTokens ?? 0)}, ${int(u?.outputTokens ?? 0)}, ${int(u?.reasoningTokens ?? 0)}, ${int(u?.totalTokens ?? 0)})`
+        ${int(u?.inputTokens ?? 0)}, ${int(u?.cachedTokens ?? 0)}, ${int(u?.outputTokens ?? 0)}, ${int(u?.reasoningTokens ?? 0)}, ${int(u?.totalTokens ?? 0)},
+        ${int(r.retries ?? 0)})`
     })
     // One statement: the fence (each row's chunk at its held epoch, the line inside it)
     // and the insert together; the batch row is not touched (complete folds the counts).
     // `where true`: SQLite needs it to read ON CONFLICT after a join.
     const { rows } = await sql<{ batch_id: string, line: number | string }>`
-      with v (batch_id, seq, epoch, line, kind, custom_id, result, u_in, u_cached, u_out, u_reasoning, u_total) as (values ${sql.join(values)})
+      with v (batch_id, seq, epoch, line, kind, custom_id, result, u_in, u_cached, u_out, u_reasoning, u_total, retries) as (values ${sql.join(values)})
       insert into batch_results (batch_id, line, seq, kind, custom_id, result, recorded_epoch,
-        usage_input_tokens, usage_cached_tokens, usage_output_tokens, usage_reasoning_tokens, usage_total_tokens)
+        usage_input_tokens, usage_cached_tokens, usage_output_tokens, usage_reasoning_tokens, usage_total_tokens, upstream_retries)
       select v.batch_id, v.line, v.seq, v.kind, v.custom_id, v.result, c.lease_epoch,
-        v.u_in, v.u_cached, v.u_out, v.u_reasoning, v.u_total
+        v.u_in, v.u_cached, v.u_out, v.u_reasoning, v.u_total, v.retries
       from v join batch_chunks c
         on c.batch_id = v.batch_id and c.seq = v.seq and c.lease_epoch = v.epoch and c.state = 'leased'
         and c.line_start <= v.line and c.line_end > v.line

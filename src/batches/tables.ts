@@ -29,6 +29,8 @@ export interface BatchesTable {
   usage_output_tokens: Int8Default
   usage_reasoning_tokens: Int8Default
   usage_total_tokens: Int8Default
+  /** Migration 0008: requests re-sent to the upstream for lines of completed chunks. */
+  upstream_retries: Int8Default
   /** Unix seconds, database clock. */
   created_at: Int8
   in_progress_at: Int8Null
@@ -82,6 +84,8 @@ export interface BatchResultsTable {
   usage_output_tokens: Int8Default
   usage_reasoning_tokens: Int8Default
   usage_total_tokens: Int8Default
+  /** Migration 0008: how many times this line was re-sent before its result. */
+  upstream_retries: Int8Default
 }
 
 /** The `batch_workers` table of migration 0007: replicas running a worker, with a heartbeat. */

@@ -109,6 +109,14 @@ const migrations: Record<string, Migration> = {
         .addColumn('heartbeat_at_ms', 'bigint', (col) => col.notNull())
         .execute()
     }
+  },
+  '0008_batch_upstream_retries': {
+    // Retries sent to the upstream, per recorded line and folded into the batch like usage,
+    // so an operator sees a batch that runs on retries (issue 11 item 6; not an OpenAI field).
+    async up (db: Kysely<unknown>): Promise<void> {
+      await db.schema.alterTable('batch_results').addColumn('upstream_retries', 'bigint', (col) => col.notNull().defaultTo(0)).execute()
+      await db.schema.alterTable('batches').addColumn('upstream_retries', 'bigint', (col) => col.notNull().defaultTo(0)).execute()
+    }
   }
 }
 

@@ -32,6 +32,7 @@ export function toBatchObject (record: BatchRecord): BatchObject {
       output_tokens_details: { reasoning_tokens: record.usage.reasoningTokens },
       total_tokens: record.usage.totalTokens
     },
-    metadata: record.metadata
+    metadata: record.metadata,
+    upstream_retries: record.upstreamRetries
   }
 }

@@ -105,13 +105,15 @@ t.test('the console: key, upload, a batch watched to 100 %, its output downloade
   await page.locator('#workspace').waitFor({ state: 'visible' })
   t.equal(await page.locator('#api-key').inputValue(), '', 'the key is not left in the field')
 
-  // A batch watched from below 100 % to 100 %, completed.
+  // A batch watched from below 100 % to 100 %, completed; its first three sends answered
+  // 429 and retried, which the page must show.
+  upstream.queue({ status: 429, retryAfter: '1' }, { status: 429, retryAfter: '1' }, { status: 429, retryAfter: '1' })
   const id = await createBatchThroughPage(page, 'requests.jsonl', chatLines(40))
   const seen = await watch(page, id, (s) => s.status === 'completed')
   t.ok(seen.some((s) => s.percent > 0 && s.percent < 100), `the bar was seen between 0 and 100: ${JSON.stringify(seen)}`)
   t.same(seen.at(-1), { percent: 100, status: 'completed' })
   const row = page.locator(`tr[data-batch-id="${id}"]`)
-  t.equal((await row.locator('td.counts').textContent())?.trim(), '40 completed · 0 failed · 40 total')
+  t.equal((await row.locator('td.counts').innerText()).trim(), '40 completed · 0 failed · 40 total\n3 upstream retries', 'the retries on a line of their own')
 
   // Its output downloaded through the page: a Blob, the key in the header only.
   const [download] = await Promise.all([

@@ -57,7 +57,8 @@ function suite (name: string, start: Start): void {
       cancelled_at: null,
       request_counts: { total: 0, completed: 0, failed: 0 },
       usage: { input_tokens: 0, input_tokens_details: { cached_tokens: 0 }, output_tokens: 0, output_tokens_details: { reasoning_tokens: 0 }, total_tokens: 0 },
-      metadata: { job: 'nightly' }
+      metadata: { job: 'nightly' },
+      upstream_retries: 0
     })
     const [row] = await server.app.fileStore.batchDb.selectFrom('batches').select(['project', 'output_expires_after_seconds', 'completion_window']).execute()
     t.strictSame(row && { ...row, output_expires_after_seconds: Number(row.output_expires_after_seconds) },

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { startServer } from '../../helpers/app.js'
+import { KEY_A, startServer } from '../../helpers/app.js'
 import { seededRandom } from '../../helpers/seeded-random.js'
 import { startControllableUpstream } from '../helpers/controllable-upstream.js'
 import { chatLines, createBatchRow, fileLines, isTerminal, uploadBatchFile, waitForBatch } from './helpers.js'
@@ -33,6 +33,9 @@ t.test('a 30 % 429 storm with Retry-After: completed, no failed line, every line
   const throttled = upstream.requests.length - 200
   t.ok(throttled > 40, `the storm was real: ${throttled} requests answered 429 and retried`)
   t.comment(`429 storm: ${upstream.requests.length} requests for 200 lines`)
+  t.equal(batch.upstreamRetries, throttled, 'every re-send is counted on the batch')
+  const shown = await fetch(`${url}/v1/batches/${created.id}`, { headers: { authorization: `Bearer ${KEY_A}` } })
+  t.equal(((await shown.json()) as { upstream_retries: unknown }).upstream_retries, throttled, 'and shown on the Batch object')
   // Retry-After is honoured: a line answered 429 is not sent again within a second.
   const byLine = new Map<string, number[]>()
   for (const r of upstream.requests) {
@@ -87,6 +90,7 @@ t.test('5xx and 408 are retried, other 4xx are final: each line lands in exactly
   t.equal(batch.status, 'completed')
   t.same(batch.requestCounts, { total: 6, completed: 4, failed: 2 })
   t.equal(upstream.requests.length, 10, 'four retried answers, then one send per line')
+  t.equal(batch.upstreamRetries, 4, 'one retry each for lines 1–4; a final 4xx is no retry')
   t.same(customIds(await fileLines(url, batch.outputFileId!)), ['req-1', 'req-2', 'req-3', 'req-4'])
   const errors = await fileLines(url, batch.errorFileId!)
   t.same(errors.map((l) => [l.custom_id, (l.response as { status_code: number }).status_code, l.error]), [['req-5', 400, null], ['req-6', 400, null]])
