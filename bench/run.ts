@@ -15,6 +15,7 @@ import { concurrencyFigures, memoryFigures, metadataFigures } from './lib/figure
 import { memoryBoundFigures } from './lib/figures-memory-bound.js'
 import { durabilityFigures } from './lib/figures-durability.js'
 import { batchFigures, littleFigures } from './lib/figures-batch.js'
+import { fairnessFigures } from './lib/figures-fairness.js'
 import { parseOptions, type BenchOptions, type Group } from './lib/options.js'
 import { describeMachine, formatTable, writeResults, type Figure } from './lib/report.js'
 import { startS3, type S3Target } from './lib/s3.js'
@@ -78,6 +79,7 @@ async function main (opts: BenchOptions): Promise<void> {
       figures.push(...await batchFigures(fsServer, dataDir, { lines: opts.batchLines, answerBytes: opts.batchAnswerBytes, databases: opts.batchDatabases, postgresUrl }, opts.batchRuns, log))
       figures.push(...await littleFigures(fsServer, dataDir, [{ latencyMs: 100, concurrency: 64 }, { latencyMs: 100, concurrency: 256 }], log))
     }
+    if (want('fairness')) figures.push(...await fairnessFigures(fsServer, dataDir, opts.batchRuns, log))
     if (want('upload-s3') || want('content')) {
       log('starting the S3 server')
       s3 = await startS3()

@@ -52,7 +52,7 @@ interface BatchRun {
   outputBytes: number
 }
 
-function openDb (server: RunningServer, dialect: Dialect, url: string | undefined): Kysely<BatchDatabase> {
+export function openDb (server: RunningServer, dialect: Dialect, url: string | undefined): Kysely<BatchDatabase> {
   if (dialect === 'postgres') {
     return new Kysely<BatchDatabase>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 2, application_name: 'files-api-bench' }) }) })
   }
@@ -87,7 +87,7 @@ async function runBatch (db: Kysely<BatchDatabase>, dialect: Dialect, upstream: 
   }
 }
 
-function checkDone (batch: BatchRecord, lines: number): void {
+export function checkDone (batch: BatchRecord, lines: number): void {
   const c = batch.requestCounts
   if (batch.status !== 'completed' || c.total !== lines || c.completed !== lines || c.failed !== 0 || batch.outputFileId === null) {
     throw new Error(`batch ${batch.id} ended ${batch.status} with ${JSON.stringify(c)}, output ${batch.outputFileId}, errors ${batch.errors}`)

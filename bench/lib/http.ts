@@ -23,7 +23,7 @@ export type Purpose = 'batch' | 'user_data'
  * server skip validation for user_data; sent after the file, the purpose is unknown
  * while the bytes stream and the server validates them as a possible batch file.
  */
-export async function upload (baseUrl: string, source: string | Buffer, purpose: Purpose, filename = 'bench.jsonl'): Promise<UploadResult> {
+export async function upload (baseUrl: string, source: string | Buffer, purpose: Purpose, filename = 'bench.jsonl', key = API_KEY): Promise<UploadResult> {
   const head = Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\n${purpose}\r\n` +
     `--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="${filename}"\r\nContent-Type: application/jsonl\r\n\r\n`)
   const tail = Buffer.from(`\r\n--${BOUNDARY}--\r\n`)
@@ -32,7 +32,7 @@ export async function upload (baseUrl: string, source: string | Buffer, purpose:
   const req = request(`${baseUrl}/v1/files`, {
     method: 'POST',
     headers: {
-      authorization: `Bearer ${API_KEY}`,
+      authorization: `Bearer ${key}`,
       'content-type': `multipart/form-data; boundary=${BOUNDARY}`,
       'content-length': head.length + size + tail.length
     }
