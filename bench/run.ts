@@ -77,8 +77,8 @@ async function main (opts: BenchOptions): Promise<void> {
     if (want('batch')) {
       const postgresUrl = process.env.TEST_DATABASE_URL === '' ? undefined : process.env.TEST_DATABASE_URL
       figures.push(...await batchFigures(fsServer, dataDir, { lines: opts.batchLines, answerBytes: opts.batchAnswerBytes, databases: opts.batchDatabases, postgresUrl }, opts.batchRuns, log))
-      figures.push(...await littleFigures(fsServer, dataDir, [{ latencyMs: 100, concurrency: 64 }, { latencyMs: 100, concurrency: 256 }], log))
     }
+    if (want('little')) figures.push(...await littleFigures(fsServer, dataDir, [{ latencyMs: 100, concurrency: 64 }, { latencyMs: 100, concurrency: 256 }], log))
     if (want('fairness')) figures.push(...await fairnessFigures(fsServer, dataDir, opts.batchRuns, log))
     if (want('upload-s3') || want('content')) {
       log('starting the S3 server')

@@ -1,6 +1,30 @@
-import { decodeTime, incrementBase32, MAX_ULID, monotonicFactory, ulid } from 'ulid'
+import { randomFillSync } from 'node:crypto'
+import { decodeTime, incrementBase32, MAX_ULID, monotonicFactory, ulid as ulidOf, type PRNG } from 'ulid'
 import { BATCH_ID_PATTERN } from '../schemas/batches.js'
 import { FILE_ID_PATTERN } from '../schemas/files.js'
+
+const RANDOM_POOL_BYTES = 4096
+const randomPool = Buffer.alloc(RANDOM_POOL_BYTES)
+let randomAt = RANDOM_POOL_BYTES
+
+/**
+ * The ulid package's own generator asks the OS for one byte per character, sixteen calls an
+ * id: 6 % of the batch engine's CPU at 2,000 lines a second (two ids a line). The same
+ * cryptographic bytes, drawn from a pool refilled 4 KiB at a time; byte / 256 is what the
+ * package's generator returns too, so the characters stay uniform.
+ */
+const pooledRandom: PRNG = () => {
+  if (randomAt === RANDOM_POOL_BYTES) {
+    randomFillSync(randomPool)
+    randomAt = 0
+  }
+  return (randomPool[randomAt++] ?? 0) / 256
+}
+
+/** A ULID of `nowMs` (default now), its random part from the pool. */
+export function ulid (nowMs?: number): string {
+  return ulidOf(nowMs, pooledRandom)
+}
 
 const FILE_ID = new RegExp(FILE_ID_PATTERN)
 const BATCH_ID = new RegExp(BATCH_ID_PATTERN)
@@ -40,7 +64,7 @@ export function newUploadId (): string {
 // Monotonic within this process, so batches created in one millisecond still list in
 // creation order; across replicas ids are ordered by their milliseconds only, which is
 // all a keyset page by id needs (the order is total either way).
-const batchUlid = monotonicFactory()
+const batchUlid = monotonicFactory(pooledRandom)
 
 /** Batch ids are `batch_` + a ULID (OpenAI's are `batch_…`), minted when the batch is created. */
 export function newBatchId (nowMs: number = Date.now()): string {

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { decodeTime } from 'ulid'
-import { isBatchId, isFileId, newBatchId, nextFileId, newUploadId, objectKeyFor } from '../src/ids.js'
+import { isBatchId, isFileId, newBatchId, nextFileId, newUploadId, objectKeyFor, ulid } from '../src/ids.js'
 
 const T = Date.UTC(2026, 0, 1)
 const timeOf = (id: string): number => decodeTime(id.slice('file-'.length))
@@ -38,4 +38,18 @@ t.test('batch ids: batch_ + a ULID of now, in creation order within a millisecon
   t.equal(new Set(ids).size, ids.length)
   t.notOk(isBatchId('batch_abc'))
   t.notOk(isBatchId(nextFileId(undefined, T)))
+})
+
+t.test('ulid: pooled random bytes give valid, distinct ULIDs of the time asked, every character in use', async (t) => {
+  const now = Date.UTC(2026, 11, 3)
+  const ids = Array.from({ length: 20_000 }, () => ulid(now))
+  t.ok(ids.every((id) => /^[0-9A-HJKMNP-TV-Z]{26}$/.test(id)), 'Crockford base32, 26 characters')
+  t.ok(ids.every((id) => decodeTime(id) === now), 'the time part is the time asked')
+  t.equal(new Set(ids).size, ids.length, 'no two alike (past the 4 KiB pool many times over)')
+  // 20,000 × 16 random characters: each of the 32 about 10,000 times; a biased or stuck
+  // generator (a pool never refilled) would show here.
+  const counts = new Map<string, number>()
+  for (const id of ids) for (const c of id.slice(10)) counts.set(c, (counts.get(c) ?? 0) + 1)
+  t.equal(counts.size, 32)
+  t.ok([...counts.values()].every((n) => n > 9000 && n < 11_000), `uniform: ${Math.min(...counts.values())}…${Math.max(...counts.values())}`)
 })

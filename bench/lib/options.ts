@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util'
 
-export const GROUPS = ['validator', 'upload-fs', 'upload-s3', 'memory', 'memory-bound', 'concurrency', 'metadata', 'content', 'durability', 'batch', 'fairness'] as const
+export const GROUPS = ['validator', 'upload-fs', 'upload-s3', 'memory', 'memory-bound', 'concurrency', 'metadata', 'content', 'durability', 'batch', 'little', 'fairness'] as const
 export type Group = typeof GROUPS[number]
 
 export interface BenchOptions {

@@ -1,5 +1,5 @@
-import { ulid } from 'ulid'
 import type { BlobStore } from '../storage/blob-store.js'
+import { ulid } from '../ids.js'
 import type { ClaimedChunk } from './lease.js'
 import { LeaseLostError } from './lease.js'
 import { readChunkLines } from './plan.js'

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os'
-import { ulid } from 'ulid'
 import type { FileService } from '../files/file-service.js'
 import { ApiError } from '../errors.js'
+import { ulid } from '../ids.js'
 import type { BlobStore } from '../storage/blob-store.js'
 import { createBatchTasks, type BatchTasks } from './batch-tasks.js'
 import { ChunkFailedError, ChunkRun, type ChunkBatch, type EngineObserver } from './chunk-run.js'
