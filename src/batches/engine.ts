@@ -1,4 +1,5 @@
 import { hostname } from 'node:os'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { FileService } from '../files/file-service.js'
 import { ApiError } from '../errors.js'
 import { ulid } from '../ids.js'
@@ -6,6 +7,7 @@ import type { BlobStore } from '../storage/blob-store.js'
 import { createBatchTasks, type BatchTasks } from './batch-tasks.js'
 import { ChunkFailedError, ChunkRun, type ChunkBatch, type EngineObserver } from './chunk-run.js'
 import { LeaseLostError, type ClaimedChunk } from './lease.js'
+import { startLoopLag } from './loop-lag.js'
 import { batchErrors, transitionBatch } from './lifecycle.js'
 import { createBatchQueue, type BatchQueue } from './queue.js'
 import { RequestSlots } from './request-slots.js'
@@ -32,10 +34,11 @@ import type { Kysely } from 'kysely'
  *   stay bounded during an outage (lines waiting to retry count as in hand);
  * - run each claimed chunk (chunk-run.ts); one RequestSlots bounds the requests in flight
  *   across all of them.
- * Two timers beside it: the heartbeat renews every held lease each third of its ttl (a
- * renewal refused stops that chunk's run: lease lost) and this replica's registration,
- * re-taking its share of each upstream's ceiling (worker-registry.ts, upstream-limiter.ts
- * adapts below it); the status watch reads the
+ * Three timers beside it: the heartbeat renews every held lease each third of its ttl (a
+ * renewal refused stops that chunk's run: lease lost); the registration re-counts the
+ * live replicas at most every 500 ms and re-takes this one's share of each upstream's
+ * ceiling (worker-registry.ts, upstream-limiter.ts adapts below it; a replica joining
+ * others waits two of those first); the status watch reads the
  * held batches' status every poll interval, so a cancel stops their runs within about
  * a second. `stop()` stops claiming, aborts requests in flight and hands every lease
  * back at once; a killed replica's leases lapse after BATCH_LEASE_TTL_MS instead.
@@ -103,8 +106,14 @@ export function createBatchEngine (deps: BatchEngineDeps, options: BatchEngineOp
   })
   const slots = new RequestSlots(options.concurrency)
   const registry = createWorkerRegistry(deps.db, deps.dialect, options.leaseTtlMs)
+  // How often this replica re-counts the live ones and re-takes its share: more often than
+  // leases are renewed, since a newcomer waits for it (join) and a share held past a join
+  // may overshoot the ceiling. Two cheap statements a beat.
+  const registryMs = Math.max(100, Math.min(500, Math.floor(options.leaseTtlMs / 3)))
   // Until the first heartbeat says otherwise, assume this replica is alone.
-  const limiters = new UpstreamLimiters(options.upstreamCeiling)
+  // One lag monitor for every upstream's limiter: the loop is the replica's, not an upstream's.
+  const loopLag = startLoopLag()
+  const limiters = new UpstreamLimiters(options.upstreamCeiling, { localLagMs: loopLag.lagMs })
   const budgets = new RetryBudgets(deps.random === undefined ? {} : { random: deps.random })
   const observer = deps.observer ?? NO_OBSERVER
   const runs = new Map<string, { run: ChunkRun, done: Promise<void> }>()
@@ -115,6 +124,7 @@ export function createBatchEngine (deps: BatchEngineDeps, options: BatchEngineOp
   let wakeUp: (() => void) | undefined
   let woken = false
   let heartbeat: { stop: () => Promise<void> } | undefined
+  let registration: { stop: () => Promise<void> } | undefined
   let watch: { stop: () => Promise<void> } | undefined
   let lastTasks = 0
   // Aborts batch-level work (a plan or a finalize may take longer than a lease) on stop.
@@ -223,14 +233,29 @@ export function createBatchEngine (deps: BatchEngineDeps, options: BatchEngineOp
     if (deps.upstreams !== null) await fill(deps.upstreams)
   }
 
-  /** Registers this replica's heartbeat and takes its share of each upstream's ceiling. */
-  async function beat (): Promise<void> {
+  /** Registers this replica's heartbeat and takes its share of each upstream's ceiling; the replicas alive. */
+  async function beat (): Promise<number> {
     const replicas = await registry.heartbeat(owner)
     limiters.setCeiling(shareOf(options.upstreamCeiling, replicas))
+    return replicas
+  }
+
+  /**
+   * A replica joining others sends nothing until each of them has had a heartbeat since it
+   * registered: until then they still hold the larger share they took without it, and the
+   * sum could pass the deployment's ceiling (seen: 14 in flight against a ceiling of 12,
+   * three replicas, once the limiter stopped cutting itself for the loop's own lag). Two
+   * registry intervals cover every other replica's next beat and the answers still in
+   * flight above its new share; a lone replica starts at once.
+   */
+  async function join (): Promise<void> {
+    const replicas = await beat()
+    if (replicas <= 1) return
+    await sleep(2 * registryMs, undefined, { signal: stopping.signal }).catch(() => {})
+    if (running) await beat()
   }
 
   async function renewAll (): Promise<void> {
-    await beat().catch((error: unknown) => { deps.log.warn({ err: error }, 'worker heartbeat failed; keeping the current share') })
     for (const { run } of runs.values()) {
       if (run.stopReason !== null) continue
       await queue.renew(run.chunk, options.leaseTtlMs).catch((error: unknown) => {
@@ -269,9 +294,12 @@ export function createBatchEngine (deps: BatchEngineDeps, options: BatchEngineOp
       running = true
       stopping = new AbortController()
       heartbeat = every(Math.max(100, Math.floor(options.leaseTtlMs / 3)), renewAll, 'batch lease heartbeat')
+      registration = every(registryMs, async () => {
+        await beat().catch((error: unknown) => { deps.log.warn({ err: error }, 'worker heartbeat failed; keeping the current share') })
+      }, 'batch worker heartbeat')
       watch = every(options.pollIntervalMs, watchStatus, 'batch status watch')
       loop = (async () => {
-        await beat().catch((error: unknown) => { deps.log.warn({ err: error }, 'worker registration failed; trying again at the next heartbeat') })
+        await join().catch((error: unknown) => { deps.log.warn({ err: error }, 'worker registration failed; trying again at the next heartbeat') })
         while (running) {
           try {
             await pass()
@@ -297,12 +325,14 @@ export function createBatchEngine (deps: BatchEngineDeps, options: BatchEngineOp
       for (const { run } of runs.values()) run.stop('stop')
       await Promise.all([...runs.values()].map((r) => r.done))
       await heartbeat?.stop()
+      await registration?.stop()
       await watch?.stop()
       // Whatever a run could not hand back itself (its store call failed) goes back here.
       await queue.releaseOwned(owner).catch((error: unknown) => { deps.log.warn({ err: error }, 'could not hand back chunk leases; they lapse instead') })
       await tasks.releaseOwned(owner).catch(() => {})
       await registry.leave(owner).catch(() => {})
       limiters.close()
+      loopLag.stop()
     },
     wake,
     inFlight: () => slots.inUse,

@@ -8,7 +8,9 @@ import { WaitQueue } from './wait-queue.js'
  *   a few round trips instead of hundreds;
  * - additive increase: afterwards by 1/limit per success, about one per round trip,
  *   while answers are successful and their latency stays within LATENCY_TOLERANCE of
- *   the baseline (the lowest latency seen lately: what the upstream does unloaded);
+ *   the baseline (the lowest latency seen lately: what the upstream does unloaded); the
+ *   latency judged is the upstream's: what this replica's own event loop added (its lag
+ *   when the answer is read, loop-lag.ts) is taken off first;
  * - multiplicative decrease: × DECREASE on a 429, a 503, a timeout or a refused or reset
  *   connection, and on latency past the tolerance (a queue building up in the upstream
  *   before it refuses anything); at most once per round trip, so one burst of failures
@@ -38,11 +40,13 @@ export class UpstreamLimiter {
   readonly #waiters = new WaitQueue()
   #timer: NodeJS.Timeout | undefined
   readonly #clock: () => number
+  readonly #localLagMs: () => number
 
-  constructor (ceiling: number, options: { initial?: number, clock?: () => number } = {}) {
+  constructor (ceiling: number, options: { initial?: number, clock?: () => number, localLagMs?: () => number } = {}) {
     this.#ceiling = Math.max(1, ceiling)
     this.#limit = Math.min(this.#ceiling, Math.max(1, options.initial ?? 4))
     this.#clock = options.clock ?? Date.now
+    this.#localLagMs = options.localLagMs ?? (() => 0)
   }
 
   get limit (): number {
@@ -87,9 +91,15 @@ export class UpstreamLimiter {
     const now = this.#clock()
     if (retryAfterAt !== null && retryAfterAt > this.#pausedUntil) this.#pausedUntil = retryAfterAt
     if (signal === 'ok') {
+      // The baseline takes the latency as measured: never below the upstream's own, so its
+      // minimum is a fair estimate. The lag only excuses a slow answer: it is the loop's
+      // worst lateness of the last ~100 ms and may exceed what this answer waited, so
+      // taking it off could only make an answer look faster (a baseline taken from such
+      // a figure collapsed to 40 ms against a 100 ms upstream and held the limit at 1).
       if (this.#baselineMs === null || latencyMs < this.#baselineMs) this.#baselineMs = latencyMs
       else this.#baselineMs += (latencyMs - this.#baselineMs) * BASELINE_DRIFT
-      if (this.#baselineMs !== null && latencyMs > Math.max(this.#baselineMs * LATENCY_TOLERANCE, this.#baselineMs + 5)) this.#decrease(now)
+      const upstreamMs = latencyMs - this.#localLagMs()
+      if (this.#baselineMs !== null && upstreamMs > Math.max(this.#baselineMs * LATENCY_TOLERANCE, this.#baselineMs + 5)) this.#decrease(now)
       else this.#limit = Math.min(this.#ceiling, this.#limit + (this.#slowStart ? 1 : 1 / this.#limit))
     } else if (signal === 'overload' || signal === 'slow') {
       this.#decrease(now)
@@ -148,16 +158,18 @@ export class UpstreamLimiters {
   readonly #limiters = new Map<string, UpstreamLimiter>()
   #ceiling: number
   readonly #clock: () => number
+  readonly #localLagMs: () => number
 
-  constructor (ceiling: number, clock: () => number = Date.now) {
+  constructor (ceiling: number, options: { clock?: () => number, localLagMs?: () => number } = {}) {
     this.#ceiling = ceiling
-    this.#clock = clock
+    this.#clock = options.clock ?? Date.now
+    this.#localLagMs = options.localLagMs ?? (() => 0)
   }
 
   for (upstream: string): UpstreamLimiter {
     let limiter = this.#limiters.get(upstream)
     if (limiter === undefined) {
-      limiter = new UpstreamLimiter(this.#ceiling, { clock: this.#clock })
+      limiter = new UpstreamLimiter(this.#ceiling, { clock: this.#clock, localLagMs: this.#localLagMs })
       this.#limiters.set(upstream, limiter)
     }
     return limiter

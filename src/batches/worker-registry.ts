@@ -9,9 +9,9 @@ import { toNumber, type BatchDatabase, type Dialect } from './tables.js'
  * floor(ceiling / live) (at least 1: a replica must be able to send). A stopping replica
  * deregisters at once; a killed one stops counting after `staleMs` without a heartbeat, and
  * its row is removed by the next heartbeat of anyone after ten times that. The shares
- * re-balance at every heartbeat, so while replicas come and go the sum may exceed the
- * ceiling for at most one heartbeat interval, and a newcomer starts from slow start
- * (upstream-limiter.ts), far below its share.
+ * re-balance at every heartbeat. A newcomer sends nothing until the others have had a
+ * heartbeat since it registered (the engine's join), so a join never lifts the sum past
+ * the ceiling; a leaver stops sending before it deregisters, so neither does a leave.
  */
 export interface WorkerRegistry {
   /** Registers or refreshes `owner`; returns the replicas alive now, this one included. */

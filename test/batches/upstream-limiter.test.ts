@@ -43,6 +43,32 @@ t.test('latency past twice the baseline is overload too', async (t) => {
   t.ok(l.limit < before, `${before} → ${l.limit}`)
 })
 
+t.test('latency this replica\'s own loop added is not the upstream\'s: no decrease for it', async (t) => {
+  let now = 0
+  let lag = 0
+  const l = new UpstreamLimiter(100, { initial: 10, clock: () => now, localLagMs: () => lag })
+  await l.acquire(); l.release('ok', 100)
+  const before = l.limit
+  now += 1000
+  // 250 ms measured, 160 of them spent waiting for the loop: the upstream took 90.
+  lag = 160
+  await l.acquire(); l.release('ok', 250)
+  t.ok(l.limit >= before, `kept growing: ${before} → ${l.limit}`)
+  // An answer excused by the lag does not lower the baseline: with the loop late by 95 ms a
+  // 100 ms answer would look like 5 ms, and every later 100 ms answer like a queue.
+  lag = 95
+  now += 1000
+  await l.acquire(); l.release('ok', 100)
+  lag = 0
+  now += 1000
+  await l.acquire(); l.release('ok', 100)
+  t.ok(l.limit >= before, `a 100 ms answer is still the baseline: ${before} → ${l.limit}`)
+  // The same 250 ms with the loop on time is the upstream's own, and is overload.
+  now += 1000
+  await l.acquire(); l.release('ok', 250)
+  t.ok(l.limit < before, `${before} → ${l.limit}`)
+})
+
 t.test('a Retry-After pauses every sender until it ends; waiters then go in order', async (t) => {
   const l = new UpstreamLimiter(10, { initial: 10 })
   await l.acquire()
