@@ -86,7 +86,7 @@ async function main (opts: BenchOptions): Promise<void> {
       const s3Target = s3
       log(`S3: ${s3Target.kind} at ${s3Target.endpoint}`)
       await withServer({ ...fsServer, driver: 's3', s3: s3Target }, async (server) => {
-        if (want('upload-s3')) figures.push(...await uploadS3Figures(server, s3Target, short, opts.runs, log))
+        if (want('upload-s3')) figures.push(...await uploadS3Figures(server, s3Target, [short, long], opts.runs, log))
         if (want('content')) figures.push(...await contentFigures(server, short, opts.runs, log, s3Target))
       })
     }
