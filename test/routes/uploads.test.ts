@@ -15,6 +15,7 @@ function sdk (url: string, key = KEY_A): OpenAI {
 for (const driver of DRIVERS) {
   t.test(`${driver}: the Node SDK sends parts in parallel and out of order, a part twice, and gets a byte-identical File`, async (t) => {
     const server = await startUploadsServer(t, driver)
+    t.comment(`metadata on ${server.dialect}`)
     const client = sdk(server.url)
     // Parts of unequal sizes, one past the S3 driver's 8 MiB put part (a multipart put of
     // its own), the others under S3's 5 MiB minimum: OpenAI allows any size up to 64 MB.
