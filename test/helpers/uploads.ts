@@ -40,7 +40,7 @@ export async function startUploadsServer (t: Test, driver: 'fs' | 's3', env: Rec
   }
   const s3 = await startS3Server(t)
   const pgServer = testDatabaseUrl()
-  const database = pgServer === undefined ? {} : { DATABASE_URL: await freshDatabase(t, pgServer) }
+  const database: Record<string, string> = pgServer === undefined ? {} : { DATABASE_URL: await freshDatabase(t, pgServer) }
   const server = await startServer(t, { ...serviceEnv(s3), ...database, ...env }, extra)
   const client = bucketClient(s3, t)
   const list = async (prefix?: string): Promise<string[]> => ((await client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: prefix }))).Contents ?? [])
