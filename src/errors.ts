@@ -137,6 +137,8 @@ export const ERRORS = {
     `Part is too large: a part holds at most ${limit} bytes (${mib(limit)}); nothing of it was kept.`),
   tooManyParts: (max: number) => new ApiError(400, INVALID, 'too_many_parts', 'data',
     `The upload already has ${max} parts, the most one upload may have.`),
+  partsExceedUpload: (bytes: number, allowance: number) => new ApiError(400, INVALID, 'upload_parts_too_large', 'data',
+    `The parts sent would hold more than ${allowance} bytes, the most an upload of ${bytes} bytes may be sent (twice its bytes and one part); this part was not kept.`),
   partNotFound: (id: string, uploadId: string) => new ApiError(400, INVALID, 'part_not_found', 'part_ids',
     `No part ${JSON.stringify(cut(id, 64))} was added to upload ${uploadId}.`),
   duplicatePart: (id: string) => new ApiError(400, INVALID, 'duplicate_part', 'part_ids',

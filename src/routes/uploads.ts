@@ -1,6 +1,8 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { FastifyInstance } from 'fastify'
 import { CompleteUploadBodySchema, CreateUploadBodySchema, UploadIdParamsSchema, UploadObjectSchema } from '../../schemas/uploads.js'
+import { ApiError } from '../errors.js'
+import { refusedUploadOutcome } from '../upload/outcome.js'
 import type { QuotaGuard } from '../upload/quota.js'
 import type { UploadDeps } from '../upload/upload-file.js'
 import type { UploadSlots } from '../upload/upload-slots.js'
@@ -37,13 +39,15 @@ export default async function uploadsRoutes (fastify: FastifyInstance, options: 
     schema: {
       operationId: family.operationId('createUpload'),
       summary: 'Create an upload',
-      description: 'An Upload to add parts of up to 64 MiB to, in any order and in parallel; completing it makes a File. It expires one hour after creation. Refused with 400 `upload_too_large` past UPLOAD_MAX_BYTES (BATCH_MAX_FILE_BYTES for purpose `batch`), 403 `too_many_uploads` past PROJECT_MAX_PENDING_UPLOADS.',
+      description: 'An Upload to add parts of up to 64 MiB to, in any order and in parallel; completing it makes a File. It expires one hour after creation. Refused with 400 `upload_too_large` past UPLOAD_MAX_BYTES (BATCH_MAX_FILE_BYTES for purpose `batch`), 403 `too_many_uploads` past PROJECT_MAX_PENDING_UPLOADS, 403 `quota_exceeded` for a project at its quota.',
       tags: family.tags,
       body: CreateUploadBodySchema,
       response: { 200: family.ok(UploadObjectSchema, 'The Upload, pending.'), 400: family.error, 401: family.error, 403: family.error, 503: family.error }
     }
   }, async (request) => {
     const { filename, purpose, bytes, mime_type: mimeType, expires_after: expiresAfter } = request.body
+    // As `POST /files`: a project already at its quota is refused before anything is sent.
+    await options.quota.admit(request.project)
     const upload = await app.uploads.create({ project: request.project, filename, purpose, bytes, mimeType, fileExpiresAfterSeconds: expiresAfter?.seconds ?? null })
     return family.reply(toUploadObject(app.uploads, upload))
   })
@@ -64,7 +68,7 @@ export default async function uploadsRoutes (fastify: FastifyInstance, options: 
     let release: (() => void) | null = null
     try {
       // Found (and the project's) before a slot is taken: a 404 costs no slot.
-      await app.uploads.get(request.project, request.params.upload_id)
+      const alreadyCompleted = (await app.uploads.get(request.project, request.params.upload_id)).state === 'completed'
       release = acquireUploadSlot(options.slots, reply, options.busyRetryAfterSeconds)
       const { upload, file } = await app.uploads.complete(request.project, request.params.upload_id, {
         partIds: request.body.part_ids,
@@ -74,7 +78,15 @@ export default async function uploadsRoutes (fastify: FastifyInstance, options: 
         ...(options.quota.enabled ? { fits: options.quota.fits } : {})
       })
       if (file !== null) request.log.info({ uploadId: upload.id, fileId: file.id, bytes: file.bytes, project: file.project }, 'upload completed')
+      // Counted as `POST /files` counts its uploads: a File stored, or why not.
+      if (file !== null && !alreadyCompleted) app.metrics.recordUpload({ outcome: 'stored', purpose: file.purpose, bytes: file.bytes })
       return family.reply(toUploadObject(app.uploads, upload, file))
+    } catch (error) {
+      if (release !== null) {
+        const outcome = refusedUploadOutcome(error, abort.signal.aborted)
+        app.metrics.recordUpload(error instanceof ApiError && error.lineErrors !== undefined && outcome === 'invalid' ? { outcome, lineErrors: error.lineErrors } : { outcome })
+      }
+      throw error
     } finally {
       release?.()
       abort.dispose()

@@ -77,6 +77,11 @@ export interface UploadService {
   statusOf: (upload: UploadRecord) => 'pending' | 'completed' | 'cancelled' | 'expired'
 }
 
+/** What the parts of one upload may hold in all: twice its bytes (every part retried once) and one part more. */
+export function partBytesAllowance (bytes: number): number {
+  return 2 * bytes + MAX_PART_BYTES
+}
+
 const UPLOAD_ID = /^upload_[0-9A-HJKMNP-TV-Z]{26}$/
 
 export function createUploadService (deps: UploadServiceDeps): UploadService {
@@ -150,7 +155,8 @@ export function createUploadService (deps: UploadServiceDeps): UploadService {
 
     async addPart (project, uploadId, data, signal) {
       const upload = await pending(project, uploadId)
-      if (await store.countParts(upload.id) >= limits.maxParts) throw ERRORS.tooManyParts(limits.maxParts)
+      const usage = await store.partUsage(upload.id)
+      if (usage.count >= limits.maxParts) throw ERRORS.tooManyParts(limits.maxParts)
       const id = newPartId(deps.now())
       const key = uploadPartKey(upload.id, id, deps.storagePrefix)
       let bytes = 0
@@ -168,6 +174,14 @@ export function createUploadService (deps: UploadServiceDeps): UploadService {
         await blobStore.put(key, Readable.from(bounded(), { objectMode: false }), signal === undefined ? {} : { signal })
       } catch (error) {
         throw storageError(error)
+      }
+      // Retried parts are stored again, but a client sending far more than the upload's
+      // bytes is not retrying: what one upload may hold is bounded (parts in flight at once
+      // may each pass the check, so by at most those).
+      const allowance = partBytesAllowance(upload.bytes)
+      if (usage.bytes + bytes > allowance) {
+        await blobStore.delete(key).catch(() => {})
+        throw ERRORS.partsExceedUpload(upload.bytes, allowance)
       }
       const part: PartRecord = { id, uploadId: upload.id, bytes, createdAt: nowSeconds(), storageKey: key }
       let recorded: boolean

@@ -131,7 +131,8 @@ export interface UploadStore {
   /** Records a part whose object is complete, if its upload is still pending at `now`; false otherwise. */
   insertPart: (part: PartRecord, now: number) => Promise<boolean>
   parts: (uploadId: string) => Promise<PartRecord[]>
-  countParts: (uploadId: string) => Promise<number>
+  /** How many parts the upload has, and their bytes. */
+  partUsage: (uploadId: string) => Promise<{ count: number, bytes: number }>
   /** Deletes the parts' rows (all of the upload's, or only `ids`) and returns them, so their objects can be removed. */
   deleteParts: (uploadId: string, ids?: readonly string[]) => Promise<PartRecord[]>
   /** Which of `ids` have a row. */
@@ -234,9 +235,12 @@ export function createUploadStore (db: Kysely<UploadDatabase>): UploadStore {
       return rows.map(rowToPart)
     },
 
-    async countParts (uploadId) {
-      const row = await db.selectFrom('upload_parts').select((eb) => eb.fn.countAll<number | string>().as('n')).where('upload_id', '=', uploadId).executeTakeFirstOrThrow()
-      return toNumber(row.n)
+    async partUsage (uploadId) {
+      const row = await db.selectFrom('upload_parts')
+        .select((eb) => [eb.fn.countAll<number | string>().as('n'), eb.fn.sum<number | string | null>('bytes').as('bytes')])
+        .where('upload_id', '=', uploadId)
+        .executeTakeFirstOrThrow()
+      return { count: toNumber(row.n), bytes: row.bytes === null ? 0 : toNumber(row.bytes) }
     },
 
     async deleteParts (uploadId, ids) {

@@ -157,7 +157,16 @@ t.test('refusals: other project, part list errors, limits, the envelope family',
   t.match((await complete({ part_ids: [p1, p2], md5: md5(Buffer.from('nope')) })).json().error, { code: 'md5_mismatch', param: 'md5' })
   t.match((await complete({ part_ids: [p1, p2] })).json().error, { code: 'upload_not_pending' }, 'a refused md5 cancels the upload')
 
-  // The limit on pending uploads: the cancelled one no longer counts.
+  // What an upload's parts may hold: twice its bytes and one part (64 MiB).
+  const small = (await create({ bytes: 1 })).json().id as string
+  t.equal((await addPart(small, Buffer.alloc(64 * MiB, 3))).status, 200)
+  const past = await addPart(small, Buffer.alloc(3, 3))
+  t.equal(past.status, 400)
+  t.match(past.json().error, { code: 'upload_parts_too_large', param: 'data' })
+  t.equal((await addPart(small, Buffer.alloc(2, 3))).status, 200, 'up to the allowance exactly')
+  t.equal((await postJson(`${url}/uploads/${small}/cancel`, KEY_A, {})).status, 200)
+
+  // The limit on pending uploads: the cancelled ones no longer count.
   for (let i = 0; i < 3; i++) t.equal((await create({ bytes: 1 })).status, 200)
   const overLimit = await create({ bytes: 1 })
   t.equal(overLimit.status, 403)
