@@ -1,8 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto'
+import { request } from 'node:http'
+import { setTimeout as sleep } from 'node:timers/promises'
 import OpenAI, { toFile } from 'openai'
 import t from 'tap'
 import { KEY_A, KEY_B } from '../helpers/app.js'
-import { postMultipart } from '../helpers/multipart.js'
+import { BOUNDARY, postMultipart } from '../helpers/multipart.js'
 import { DRIVERS, postJson, startUploadsServer } from '../helpers/uploads.js'
 
 const MiB = 1024 * 1024
@@ -118,6 +120,29 @@ for (const driver of DRIVERS) {
     t.same(await server.leftovers(), [], 'the sweeper removed the parts')
     t.match(await server.app.sweepExpired(), { expiredUploads: 0 }, 'nothing twice')
     t.same(await server.objects(), [], 'nothing at all stored')
+  })
+}
+
+for (const driver of DRIVERS) {
+  t.test(`${driver}: a client gone mid-part leaves no part, and the upload takes the part again`, async (t) => {
+    const server = await startUploadsServer(t, driver)
+    const upload = (await postJson(`${server.url}/v1/uploads`, KEY_A, { filename: 'g.bin', purpose: 'user_data', bytes: 3, mime_type: 'x' })).json()
+    await new Promise<void>((resolve) => {
+      const req = request(`${server.url}/v1/uploads/${String(upload.id)}/parts`, { method: 'POST', headers: { authorization: `Bearer ${KEY_A}`, 'content-type': `multipart/form-data; boundary=${BOUNDARY}` } })
+      req.on('error', () => resolve())
+      req.write(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="data"; filename="blob"\r\n\r\n`)
+      // Past the S3 driver's 8 MiB part, so an S3 multipart put is under way when the client goes.
+      req.write(Buffer.alloc(12 * MiB, 5), () => { setTimeout(() => { req.destroy(); resolve() }, 300) })
+    })
+    let left = await server.leftovers()
+    for (let i = 0; i < 50 && left.length > 0; i++) {
+      await sleep(100)
+      left = await server.leftovers()
+    }
+    t.same(left, [], 'no part object, temp file or multipart upload')
+    const part = await postMultipart(`${server.url}/v1/uploads/${String(upload.id)}/parts`, [{ name: 'data', filename: 'blob', content: Buffer.from('abc') }], { key: KEY_A })
+    const done = await postJson(`${server.url}/v1/uploads/${String(upload.id)}/complete`, KEY_A, { part_ids: [part.json().id] })
+    t.match(done.json(), { status: 'completed', file: { bytes: 3 } }, 'the upload is still pending and completes with the part sent again')
   })
 }
 
