@@ -20,7 +20,7 @@ export interface UploadsPluginOptions {
 
 async function uploadsPlugin (app: FastifyInstance, options: UploadsPluginOptions): Promise<void> {
   app.decorate('uploads', createUploadService({
-    store: createUploadStore(app.fileStore.uploadDb),
+    store: createUploadStore(app.fileStore.uploadDb, app.fileStore.dialect),
     blobStore: app.blobStore,
     files: app.files,
     limits: options.limits,

@@ -90,7 +90,7 @@ export async function reconcile (deps: ReconcileDeps): Promise<ReconcileResult> 
   const parts = await removeStaleParts({ blobStore: deps.blobStore, db: deps.fileStore.batchDb, prefix, cutoffMs: cutoff, dryRun: deps.dryRun === true })
   result.staleParts = parts.removed.length
   if (parts.unknown > 0) deps.log.warn({ unknownParts: parts.unknown }, 'reconciliation: batch parts name batches this database does not have; they are kept')
-  const uploadParts = await removeStaleUploadParts({ blobStore: deps.blobStore, store: createUploadStore(deps.fileStore.uploadDb), prefix, cutoffMs: cutoff, dryRun: deps.dryRun === true })
+  const uploadParts = await removeStaleUploadParts({ blobStore: deps.blobStore, store: createUploadStore(deps.fileStore.uploadDb, deps.fileStore.dialect), prefix, cutoffMs: cutoff, dryRun: deps.dryRun === true })
   result.staleUploadParts = uploadParts.removed.length
   if (uploadParts.unknown > 0) deps.log.warn({ unknownUploadParts: uploadParts.unknown }, 'reconciliation: upload parts name uploads this database does not have; they are kept')
   if (deps.dryRun === true) {

@@ -1,4 +1,5 @@
 import { sql, type ColumnType, type Kysely, type Selectable } from 'kysely'
+import type { Dialect } from '../batches/tables.js'
 import type { Purpose } from '../../schemas/files.js'
 
 /**
@@ -139,7 +140,7 @@ export interface UploadStore {
   existingParts: (ids: readonly string[]) => Promise<Set<string>>
 }
 
-export function createUploadStore (db: Kysely<UploadDatabase>): UploadStore {
+export function createUploadStore (db: Kysely<UploadDatabase>, dialect: Dialect): UploadStore {
   return {
     async insertUpload (upload) {
       await db.insertInto('uploads').values({
@@ -212,20 +213,27 @@ export function createUploadStore (db: Kysely<UploadDatabase>): UploadStore {
     async insertPart (part, now) {
       // One statement: the part is recorded only while its upload takes parts, so a part
       // finishing after a cancel, a completion's start or the expiry is refused, not kept.
+      // PostgreSQL: FOR SHARE, so an insert and a completion's move to `completing` are
+      // ordered (the one waits for the other's commit, then sees it): a part recorded is
+      // one the completion reads, or the insert sees `completing` and records nothing.
+      // SQLite runs one writer at a time anyway.
       const result = await db.insertInto('upload_parts')
         .columns(['id', 'upload_id', 'bytes', 'created_at', 'storage_key'])
-        .expression((eb) => eb.selectFrom('uploads')
-          // Cast: PostgreSQL types a bare parameter in a select list as text.
-          .select([
-            sql<string>`cast(${part.id} as text)`.as('id'),
-            sql<string>`cast(${part.uploadId} as text)`.as('upload_id'),
-            sql<number>`cast(${part.bytes} as bigint)`.as('bytes'),
-            sql<number>`cast(${part.createdAt} as bigint)`.as('created_at'),
-            sql<string>`cast(${part.storageKey} as text)`.as('storage_key')
-          ])
-          .where('id', '=', part.uploadId)
-          .where('status', '=', 'pending')
-          .where('expires_at', '>', now))
+        .expression((eb) => {
+          const live = eb.selectFrom('uploads')
+            // Cast: PostgreSQL types a bare parameter in a select list as text.
+            .select([
+              sql<string>`cast(${part.id} as text)`.as('id'),
+              sql<string>`cast(${part.uploadId} as text)`.as('upload_id'),
+              sql<number>`cast(${part.bytes} as bigint)`.as('bytes'),
+              sql<number>`cast(${part.createdAt} as bigint)`.as('created_at'),
+              sql<string>`cast(${part.storageKey} as text)`.as('storage_key')
+            ])
+            .where('id', '=', part.uploadId)
+            .where('status', '=', 'pending')
+            .where('expires_at', '>', now)
+          return dialect === 'postgres' ? live.forShare() : live
+        })
         .executeTakeFirst()
       return Number(result.numInsertedOrUpdatedRows ?? 0) === 1
     },
