@@ -128,7 +128,9 @@ export const ERRORS = {
   // OpenAI's Uploads API (issue 13). Refusals are 400, not 409: the openai SDKs retry 409.
   uploadNotFound: (id: string) => new ApiError(404, INVALID, 'upload_not_found', 'upload_id', `No such Upload object: ${cut(id, 200)}`),
   uploadNotPending: (id: string, status: string) => new ApiError(400, INVALID, 'upload_not_pending', 'upload_id',
-    `Upload ${id} is ${status === 'completing' ? 'being completed' : status}; parts can be added, and the upload completed or cancelled, only while it is pending.`),
+    status === 'completing'
+      ? `Upload ${id} is being completed; send the completion again once it is done to get its File.`
+      : `Upload ${id} is ${status}; parts can be added, and the upload completed or cancelled, only while it is pending.`),
   uploadBytesTooLarge: (bytes: number, limit: number, purpose: string) => new ApiError(400, INVALID, 'upload_too_large', 'bytes',
     `An upload of ${bytes} bytes is too large: the limit for purpose '${purpose}' is ${limit} bytes (${mib(limit)}).`),
   tooManyLiveUploads: (max: number) => new ApiError(403, INVALID, 'too_many_uploads', null,

@@ -146,6 +146,35 @@ for (const driver of DRIVERS) {
   })
 }
 
+t.test('a completion goes on when its client goes away; completing again answers its File', async (t) => {
+  const server = await startUploadsServer(t, 'fs')
+  const content = randomBytes(48 * MiB)
+  const upload = (await postJson(`${server.url}/v1/uploads`, KEY_A, { filename: 'g.bin', purpose: 'user_data', bytes: content.length, mime_type: 'x' })).json()
+  const ids: string[] = []
+  for (let at = 0; at < content.length; at += 16 * MiB) {
+    ids.push((await postMultipart(`${server.url}/v1/uploads/${String(upload.id)}/parts`, [{ name: 'data', filename: 'blob', content: content.subarray(at, at + 16 * MiB) }], { key: KEY_A })).json().id as string)
+  }
+  await new Promise<void>((resolve) => {
+    const req = request(`${server.url}/v1/uploads/${String(upload.id)}/complete`, { method: 'POST', headers: { authorization: `Bearer ${KEY_A}`, 'content-type': 'application/json' } })
+    req.on('error', () => resolve())
+    // Gone as soon as the body is out: before the 48 MiB are copied.
+    req.end(JSON.stringify({ part_ids: ids }), () => { setTimeout(() => { req.destroy(); resolve() }, 5) })
+  })
+  const seen = new Set<string>()
+  let answer = await postJson(`${server.url}/v1/uploads/${String(upload.id)}/complete`, KEY_A, { part_ids: ids })
+  for (let i = 0; i < 100 && answer.status !== 200; i++) {
+    seen.add(String(answer.json().error?.message))
+    await sleep(50)
+    answer = await postJson(`${server.url}/v1/uploads/${String(upload.id)}/complete`, KEY_A, { part_ids: ids })
+  }
+  t.equal(answer.status, 200)
+  t.match(answer.json(), { status: 'completed', file: { bytes: content.length } })
+  for (const message of seen) t.match(message, /is being completed; send the completion again/, 'meanwhile: being completed')
+  const stored = Buffer.from(await (await fetch(`${server.url}/v1/files/${String(answer.json().file.id)}/content`, { headers: { authorization: `Bearer ${KEY_A}` } })).arrayBuffer())
+  t.ok(stored.equals(content), 'the File is whole')
+  t.same(await server.leftovers(), [])
+})
+
 t.test('refusals: other project, part list errors, limits, the envelope family', async (t) => {
   const server = await startUploadsServer(t, 'fs', { UPLOAD_MAX_BYTES: String(10 * MiB), UPLOAD_MAX_PARTS: '3', PROJECT_MAX_PENDING_UPLOADS: '3' })
   const url = `${server.url}/v1`
