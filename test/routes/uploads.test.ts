@@ -239,6 +239,23 @@ t.test('refusals: other project, part list errors, limits, the envelope family',
   t.match(missing.json(), { success: false, code: '404', data: { error: { code: 'upload_not_found' } } })
 })
 
+t.test('expires_after at creation is the File\'s lifetime; a batch File without it gets BATCH_EXPIRES_AFTER_SECONDS', async (t) => {
+  const server = await startUploadsServer(t, 'fs')
+  const line = Buffer.from(JSON.stringify({ custom_id: '1', method: 'POST', url: '/v1/embeddings', body: { model: 'e', input: 'x' } }) + '\n')
+  const make = async (extra: Record<string, unknown>) => {
+    const upload = (await postJson(`${server.url}/v1/uploads`, KEY_A, { filename: 'b.jsonl', purpose: 'batch', bytes: line.length, mime_type: 'text/jsonl', ...extra })).json()
+    const part = (await postMultipart(`${server.url}/v1/uploads/${String(upload.id)}/parts`, [{ name: 'data', filename: 'blob', content: line }], { key: KEY_A })).json()
+    return (await postJson(`${server.url}/v1/uploads/${String(upload.id)}/complete`, KEY_A, { part_ids: [part.id] })).json().file as { created_at: number, expires_at: number | null }
+  }
+  const asked = await make({ expires_after: { anchor: 'created_at', seconds: 7200 } })
+  t.equal(asked.expires_at, asked.created_at + 7200)
+  const fallback = await make({})
+  t.equal(fallback.expires_at, fallback.created_at + 2592000)
+  const bad = await postJson(`${server.url}/v1/uploads`, KEY_A, { filename: 'b.jsonl', purpose: 'batch', bytes: 1, mime_type: 'text/jsonl', expires_after: { anchor: 'created_at', seconds: 60 } })
+  t.equal(bad.status, 400)
+  t.match(bad.json().error, { param: 'expires_after.seconds' })
+})
+
 t.test('a part over 64 MiB is refused over a real socket and nothing of it is kept', async (t) => {
   const server = await startUploadsServer(t, 'fs')
   const upload = (await postJson(`${server.url}/v1/uploads`, KEY_A, { filename: 'f.bin', purpose: 'user_data', bytes: 100 * MiB, mime_type: 'application/octet-stream' })).json()
