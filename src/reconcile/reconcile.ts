@@ -165,11 +165,19 @@ async function * objectsOf (store: BlobStore, prefix: string, marker: string): A
   }
 }
 
-/** Rows whose key lies outside the prefix (written under another STORAGE_PREFIX) are not compared. */
+/**
+ * Rows whose key lies outside the prefix (written under another STORAGE_PREFIX) are not
+ * compared, nor rows under the parts prefixes that objectsOf leaves out: a project may be
+ * named `batch-parts` or `upload-parts`, and its files' objects, not listed, would make
+ * their rows look dangling.
+ */
 async function * rowsOf (store: FileStore, prefix: string): AsyncIterable<{ key: string, value: FileRecord }> {
+  const skipped = [batchPartsPrefix(prefix), uploadPartsPrefix(prefix)]
   let after: string | undefined
   for (let rows = await store.scanByStorageKey(after, PAGE); rows.length > 0; rows = await store.scanByStorageKey(after, PAGE)) {
     after = rows.at(-1)?.storageKey
-    for (const row of rows) if (row.storageKey.startsWith(prefix)) yield { key: row.storageKey, value: row }
+    for (const row of rows) {
+      if (row.storageKey.startsWith(prefix) && !skipped.some((parts) => row.storageKey.startsWith(parts))) yield { key: row.storageKey, value: row }
+    }
   }
 }

@@ -114,3 +114,22 @@ t.test('reconciliation removes a part without a row, and keeps parts of uploads 
   t.match(result, { refused: null, staleUploadParts: 1 })
   t.same((await listBlobs(dataDir)).sort(), [`${foreign}:2`], 'the unknown upload\'s part is kept')
 })
+
+t.test('files of projects named upload-parts or batch-parts are neither orphans nor dangling rows', async (t) => {
+  const dataDir = t.testdir({})
+  const blobStore = await createFsBlobStore({ root: path.join(dataDir, 'blobs') })
+  const fileStore = await createSqliteFileStore({ filename: path.join(dataDir, 'files.db') })
+  t.teardown(() => fileStore.close())
+  await fileStore.migrate()
+  const old = Math.floor(Date.now() / 1000) - 100
+  const keys = ['files/upload-parts/upload-01J9Z3N4Q8X7V6T5R4P3M2K1H0', 'files/batch-parts/upload-01J9Z3N4Q8X7V6T5R4P3M2K1H1', 'files/p/upload-01J9Z3N4Q8X7V6T5R4P3M2K1H2']
+  for (const [i, storageKey] of keys.entries()) {
+    await blobStore.put(storageKey, Readable.from([Buffer.from('ab')]))
+    await fileStore.insert({ id: `file-01J9Z3N4Q8X7V6T5R4P3M2K1H${i}`, project: storageKey.split('/')[1] ?? '', filename: 'f', purpose: 'user_data', bytes: 2, createdAt: old, expiresAt: null, requestCount: null, sha256: 'x', storageKey, warnings: [] })
+  }
+  const result = await reconcile({ fileStore, blobStore, now: () => Date.now() + 2 * 3600 * 1000, graceMs: 1000, maxRemovals: 100, log: silent })
+  t.match(result, { refused: null, matched: 1 })
+  t.same([result.orphanObjects, result.danglingRows], [[], []], 'no orphan, no dangling row')
+  t.equal((await fileStore.scan(undefined, 10)).length, 3, 'every row kept')
+  t.equal((await listBlobs(dataDir)).length, 3, 'every object kept')
+})
