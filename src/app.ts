@@ -161,14 +161,17 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
   await app.register(batchesPlugin, { upstreams, allowedUrls, maxLineBytes: config.BATCH_MAX_LINE_BYTES, onCreated: () => { app.batchEngine?.wake() } })
   await app.register(openApiPlugin, { version: packageVersion() })
 
-  const upload = {
-    limits: { maxFileBytes: config.MAX_FILE_BYTES, batchMaxFileBytes: config.BATCH_MAX_FILE_BYTES },
+  // The upload pipeline, shared by `POST /files` and the completion of an upload in parts
+  // (which has limits of its own, the upload service's).
+  const pipeline = {
     validator: batchValidatorOptions(config),
     batchExpiresAfterSeconds: config.BATCH_EXPIRES_AFTER_SECONDS,
     storagePrefix: config.STORAGE_PREFIX,
     maxDurationMs: config.UPLOAD_MAX_DURATION_MS,
     now
   }
+  const upload = { limits: { maxFileBytes: config.MAX_FILE_BYTES, batchMaxFileBytes: config.BATCH_MAX_FILE_BYTES }, ...pipeline }
+
   await app.register(sweeperPlugin, { intervalMs: config.EXPIRY_SWEEP_INTERVAL_MS, batchSize: config.EXPIRY_SWEEP_BATCH })
   // The wall clock, not the injectable one: the grace period is compared with the times
   // storage wrote (file mtimes, S3 LastModified), and a clock set ahead would make every
@@ -215,7 +218,6 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
   await app.register(filesRoutes, { prefix: '/api/v1', envelope: true, upload, quota, ...admission })
   await app.register(batchesRoutes, { prefix: '/v1', envelope: false, allowedUrls })
   await app.register(batchesRoutes, { prefix: '/api/v1', envelope: true, allowedUrls })
-  const { limits: _directLimits, ...pipeline } = upload
   await app.register(uploadsRoutes, { prefix: '/v1', envelope: false, pipeline, quota, ...admission })
   await app.register(uploadsRoutes, { prefix: '/api/v1', envelope: true, pipeline, quota, ...admission })
   return app

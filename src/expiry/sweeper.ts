@@ -31,12 +31,13 @@ export async function sweepExpired (deps: SweepDeps): Promise<SweepResult> {
     result.objectErrors += batch.objectErrors
     if (batch.deleted < deps.batchSize) break
   }
-  for (;;) {
-    if (deps.uploads === undefined) break
-    const batch = await deps.uploads.expireDue(deps.batchSize)
-    result.expiredUploads += batch.expired
-    result.uploadPartErrors += batch.partErrors
-    if (batch.expired < deps.batchSize) break
+  if (deps.uploads !== undefined) {
+    for (;;) {
+      const batch = await deps.uploads.expireDue(deps.batchSize)
+      result.expiredUploads += batch.expired
+      result.uploadPartErrors += batch.partErrors
+      if (batch.expired < deps.batchSize) break
+    }
   }
   if (result.deleted > 0 || result.expiredUploads > 0) deps.log.info({ ...result }, 'expired files and uploads swept')
   return result
