@@ -18,7 +18,7 @@ async function openApiPlugin (app: FastifyInstance, options: OpenApiPluginOption
       info: {
         title: 'files-api',
         version: options.version,
-        description: 'OpenAI-compatible Files and Batches API. `/v1/files` and `/v1/batches` answer in OpenAI\'s shapes (the official SDKs work unchanged); `/api/v1/files` and `/api/v1/batches` answer the same data wrapped in `{success, code, message, data}`.'
+        description: 'OpenAI-compatible Files, Uploads and Batches API. `/v1/files`, `/v1/uploads` and `/v1/batches` answer in OpenAI\'s shapes (the official SDKs work unchanged); `/api/v1/files`, `/api/v1/uploads` and `/api/v1/batches` answer the same data wrapped in `{success, code, message, data}`.'
       },
       components: {
         securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', description: 'An API key from API_KEYS (or the generated DATA_DIR/api-key).' } }

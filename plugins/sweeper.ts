@@ -16,10 +16,11 @@ export interface SweeperPluginOptions {
   batchSize: number
 }
 
-/** Deletes expired files in the background, on every replica; safe to overlap (see sweepExpired). */
+/** Deletes expired files and expires due uploads (removing their parts) in the background, on every replica; safe to overlap (see sweepExpired). */
 async function sweeperPlugin (app: FastifyInstance, options: SweeperPluginOptions): Promise<void> {
   const job = periodicJob('expiry sweep', options.intervalMs, async () => sweepExpired({
     files: app.files,
+    uploads: app.uploads,
     batchSize: options.batchSize,
     log: app.log
   }), app.log)
@@ -28,4 +29,4 @@ async function sweeperPlugin (app: FastifyInstance, options: SweeperPluginOption
   app.addHook('onClose', job.stop)
 }
 
-export default fp(sweeperPlugin, { name: 'sweeper', fastify: '5.x', dependencies: ['files'] })
+export default fp(sweeperPlugin, { name: 'sweeper', fastify: '5.x', dependencies: ['files', 'uploads'] })

@@ -141,6 +141,9 @@ export const ConfigSchema = Type.Object({
   RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60000, description: 'Rate limit window.' }),
   PROJECT_MAX_FILES: Type.Integer({ minimum: 0, default: 0, description: 'Most live files per project; 0: unlimited.' }),
   PROJECT_MAX_BYTES: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0, description: 'Most live bytes per project; 0: unlimited.' }),
+  UPLOAD_MAX_BYTES: ByteCount(8 * 1024 * MiB, 'Largest file made through the Uploads API (`POST /uploads`, in parts), in bytes; batch files still at most BATCH_MAX_FILE_BYTES.'),
+  UPLOAD_MAX_PARTS: Type.Integer({ minimum: 1, maximum: 100000, default: 10000, description: 'Most parts one upload may be sent (retried parts count).' }),
+  PROJECT_MAX_PENDING_UPLOADS: Type.Integer({ minimum: 0, default: 100, description: 'Most pending uploads (Uploads API) per project at once; 0: unlimited.' }),
   METRICS_TOKEN: Type.Optional(Type.String({ minLength: 1, secret: true, description: 'When set, GET /metrics requires `Authorization: Bearer <token>`. A secret: never logged.' })),
   CORS_ORIGINS: Type.Optional(Type.String({
     // Origins as browsers send them (scheme://host[:port], no path), or `*`.

@@ -20,6 +20,7 @@ import requestIdPlugin, { requestIdFor } from '../plugins/request-id.js'
 import securityHeadersPlugin from '../plugins/security-headers.js'
 import storagePlugin from '../plugins/storage.js'
 import sweeperPlugin from '../plugins/sweeper.js'
+import uploadsPlugin from '../plugins/uploads.js'
 import type { ApiKeyTable } from './api-keys.js'
 import { allowedBatchUrls, batchValidatorOptions, blobStoreOptions, describeDeployment, upstreamMap } from './config.js'
 import type { UpstreamClients } from './batches/upstream-client.js'
@@ -32,6 +33,7 @@ import consoleRoutes from './routes/console.js'
 import filesRoutes from './routes/files.js'
 import healthRoutes from './routes/health.js'
 import metricsRoutes from './routes/metrics.js'
+import uploadsRoutes from './routes/uploads.js'
 import type { BlobStore } from './storage/blob-store.js'
 import { createBlobStore } from './storage/create-blob-store.js'
 import { observeBlobStore, type StorageOperation } from './storage/observed-blob-store.js'
@@ -141,6 +143,17 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
     })
   })
   await app.register(filesPlugin, { now })
+  await app.register(uploadsPlugin, {
+    limits: {
+      maxBytes: config.UPLOAD_MAX_BYTES,
+      batchMaxBytes: config.BATCH_MAX_FILE_BYTES,
+      maxParts: config.UPLOAD_MAX_PARTS,
+      maxPendingPerProject: config.PROJECT_MAX_PENDING_UPLOADS
+    },
+    storagePrefix: config.STORAGE_PREFIX,
+    maxDurationMs: config.UPLOAD_MAX_DURATION_MS,
+    now
+  })
   const allowedUrls = allowedBatchUrls(config)
   const upstreams = upstreamMap(config)
   // A batch created here is planned at once by this replica's worker (if it runs one);
@@ -148,14 +161,17 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
   await app.register(batchesPlugin, { upstreams, allowedUrls, maxLineBytes: config.BATCH_MAX_LINE_BYTES, onCreated: () => { app.batchEngine?.wake() } })
   await app.register(openApiPlugin, { version: packageVersion() })
 
-  const upload = {
-    limits: { maxFileBytes: config.MAX_FILE_BYTES, batchMaxFileBytes: config.BATCH_MAX_FILE_BYTES },
+  // The upload pipeline, shared by `POST /files` and the completion of an upload in parts
+  // (which has limits of its own, the upload service's).
+  const pipeline = {
     validator: batchValidatorOptions(config),
     batchExpiresAfterSeconds: config.BATCH_EXPIRES_AFTER_SECONDS,
     storagePrefix: config.STORAGE_PREFIX,
     maxDurationMs: config.UPLOAD_MAX_DURATION_MS,
     now
   }
+  const upload = { limits: { maxFileBytes: config.MAX_FILE_BYTES, batchMaxFileBytes: config.BATCH_MAX_FILE_BYTES }, ...pipeline }
+
   await app.register(sweeperPlugin, { intervalMs: config.EXPIRY_SWEEP_INTERVAL_MS, batchSize: config.EXPIRY_SWEEP_BATCH })
   // The wall clock, not the injectable one: the grace period is compared with the times
   // storage wrote (file mtimes, S3 LastModified), and a clock set ahead would make every
@@ -202,5 +218,7 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
   await app.register(filesRoutes, { prefix: '/api/v1', envelope: true, upload, quota, ...admission })
   await app.register(batchesRoutes, { prefix: '/v1', envelope: false, allowedUrls })
   await app.register(batchesRoutes, { prefix: '/api/v1', envelope: true, allowedUrls })
+  await app.register(uploadsRoutes, { prefix: '/v1', envelope: false, pipeline, quota, ...admission })
+  await app.register(uploadsRoutes, { prefix: '/api/v1', envelope: true, pipeline, quota, ...admission })
   return app
 }

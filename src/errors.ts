@@ -125,6 +125,30 @@ export const ERRORS = {
   /** 503: the deployment, not the request, is at fault; nothing was created. */
   upstreamNotConfigured: () => new ApiError(503, 'server_error', 'upstream_not_configured', null,
     'No upstream is configured to run batches: set UPSTREAM_BASE_URL (an OpenAI-compatible base URL such as http://vllm:8000/v1), or UPSTREAM_MODELS (model=baseUrl pairs). No batch was created.'),
+  // OpenAI's Uploads API (issue 13). Refusals are 400, not 409: the openai SDKs retry 409.
+  uploadNotFound: (id: string) => new ApiError(404, INVALID, 'upload_not_found', 'upload_id', `No such Upload object: ${cut(id, 200)}`),
+  uploadNotPending: (id: string, status: string) => new ApiError(400, INVALID, 'upload_not_pending', 'upload_id',
+    status === 'completing'
+      ? `Upload ${id} is being completed; send the completion again once it is done to get its File.`
+      : `Upload ${id} is ${status}; parts can be added, and the upload completed or cancelled, only while it is pending.`),
+  uploadBytesTooLarge: (bytes: number, limit: number, purpose: string) => new ApiError(400, INVALID, 'upload_too_large', 'bytes',
+    `An upload of ${bytes} bytes is too large: the limit for purpose '${purpose}' is ${limit} bytes (${mib(limit)}).`),
+  tooManyLiveUploads: (max: number) => new ApiError(403, INVALID, 'too_many_uploads', null,
+    `The project already has ${max} pending uploads, the most it may have at once; complete or cancel one first.`),
+  partTooLarge: (limit: number) => new ApiError(413, INVALID, 'part_too_large', 'data',
+    `Part is too large: a part holds at most ${limit} bytes (${mib(limit)}); nothing of it was kept.`),
+  tooManyParts: (max: number) => new ApiError(400, INVALID, 'too_many_parts', 'data',
+    `The upload already has ${max} parts, the most one upload may have.`),
+  partsExceedUpload: (bytes: number, allowance: number) => new ApiError(400, INVALID, 'upload_parts_too_large', 'data',
+    `The parts sent would hold more than ${allowance} bytes, the most an upload of ${bytes} bytes may be sent (twice its bytes and one part); this part was not kept.`),
+  partNotFound: (id: string, uploadId: string) => new ApiError(400, INVALID, 'part_not_found', 'part_ids',
+    `No part ${JSON.stringify(cut(id, 64))} was added to upload ${uploadId}.`),
+  duplicatePart: (id: string) => new ApiError(400, INVALID, 'duplicate_part', 'part_ids',
+    `Part ${JSON.stringify(cut(id, 64))} is listed more than once in part_ids.`),
+  uploadBytesMismatch: (expected: number, got: number) => new ApiError(400, INVALID, 'upload_bytes_mismatch', 'part_ids',
+    `The parts listed hold ${got} bytes, but the upload was created for ${expected} bytes.`),
+  md5Mismatch: () => new ApiError(400, INVALID, 'md5_mismatch', 'md5',
+    'The md5 of the parts\' bytes is not the md5 given; no file was made and the upload is cancelled.'),
   internal: (cause?: unknown) => new ApiError(500, 'server_error', 'internal_error', null,
     'The server had an error while processing your request.', { cause })
 } as const

@@ -91,3 +91,30 @@ export function objectKeyFor (project: string, uploadId: string, prefix: string 
 export function batchPartsPrefix (prefix: string = DEFAULT_STORAGE_PREFIX): string {
   return `${prefix}batch-parts/`
 }
+
+const uploadUlid = monotonicFactory()
+
+/**
+ * Ids of OpenAI's Uploads API: `upload_` and `part_` + a ULID (OpenAI's are `upload_…` and
+ * `part_…`). Not `upload-`: that names an object being written by `POST /files`.
+ */
+export function newUploadObjectId (nowMs: number = Date.now()): string {
+  return `upload_${uploadUlid(nowMs)}`
+}
+
+export function newPartId (nowMs: number = Date.now()): string {
+  return `part_${uploadUlid(nowMs)}`
+}
+
+/**
+ * Where the parts of OpenAI uploads live until their upload is completed, cancelled or
+ * expired: beside the file objects, named by upload and part, never by a file row, so
+ * reconciliation leaves them to src/uploads/stale-upload-parts.ts.
+ */
+export function uploadPartsPrefix (prefix: string = DEFAULT_STORAGE_PREFIX): string {
+  return `${prefix}upload-parts/`
+}
+
+export function uploadPartKey (uploadId: string, partId: string, prefix: string = DEFAULT_STORAGE_PREFIX): string {
+  return `${uploadPartsPrefix(prefix)}${uploadId}/${partId}`
+}

@@ -111,6 +111,7 @@ export async function runReconcile (argv: string[], io: CliIo): Promise<number> 
         `orphan objects ${verb}: ${result.orphanObjects.length}${sample(result.orphanObjects)}`,
         `dangling rows ${verb}: ${result.danglingRows.length}${sample(result.danglingRows)}`,
         `unfinished writes removed: ${result.incompleteWrites === null ? (refused || values['dry-run'] === true ? 'none (not swept)' : 'not listable on this store') : result.incompleteWrites}`,
+        `parts of uploads no upload needs ${verb}: ${result.staleUploadParts ?? 'none (not looked at)'}`,
         ...(refused ? [`REFUSED, nothing changed: ${result.refused?.message ?? ''}; rerun with --yes once checked`] : [])
       ].join('\n') + '\n')
     }

@@ -22,7 +22,10 @@ export const COPIED_TABLES: readonly CopiedTable[] = [
   // Parents before children: batch_chunks references batches.
   { name: 'batches', key: ['id'] },
   { name: 'batch_chunks', key: ['batch_id', 'seq'] },
-  { name: 'batch_results', key: ['batch_id', 'line'] }
+  { name: 'batch_results', key: ['batch_id', 'line'] },
+  // upload_parts references uploads. A pending upload copied keeps its parts' objects.
+  { name: 'uploads', key: ['id'] },
+  { name: 'upload_parts', key: ['id'] }
 ]
 
 /**

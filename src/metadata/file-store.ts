@@ -2,6 +2,7 @@ import type { BatchError } from '../../schemas/batch-error.js'
 import type { FilePurpose } from '../../schemas/files.js'
 import type { Kysely } from 'kysely'
 import type { BatchDatabase, Dialect } from '../batches/tables.js'
+import type { UploadDatabase } from '../uploads/upload-store.js'
 
 /** One stored file's metadata: the row behind a file object. */
 export interface FileRecord {
@@ -55,6 +56,8 @@ export interface FileStore {
    * shares the files' connection pool and transactions' isolation.
    */
   readonly batchDb: Kysely<BatchDatabase>
+  /** The tables of OpenAI uploads and their parts (migration 0008), on the same pool. */
+  readonly uploadDb: Kysely<UploadDatabase>
   /** Creates tables and indexes; safe to call on every start. */
   migrate (): Promise<void>
   /** Inserts a row under the id it already has (copies, tests); uploads use insertNext. */

@@ -4,6 +4,7 @@ import type { FilePurpose } from '../../schemas/files.js'
 import { nextFileId } from '../ids.js'
 import type { FileRecord, FileStore, ListFilesPage, ListFilesQuery, NewFileRecord } from './file-store.js'
 import type { BatchDatabase, Dialect } from '../batches/tables.js'
+import type { UploadDatabase } from '../uploads/upload-store.js'
 import { migrateToLatest } from './migrations.js'
 
 /**
@@ -178,6 +179,7 @@ export function createKyselyFileStore (db: Kysely<Database>, opts: KyselyFileSto
     dialect: opts.dialect,
     // One Kysely instance on one pool; only the table types differ.
     batchDb: db as unknown as Kysely<BatchDatabase>,
+    uploadDb: db as unknown as Kysely<UploadDatabase>,
 
     async migrate () {
       await migrateToLatest(db)

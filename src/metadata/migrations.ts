@@ -117,6 +117,39 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable('batch_results').addColumn('upstream_retries', 'bigint', (col) => col.notNull().defaultTo(0)).execute()
       await db.schema.alterTable('batches').addColumn('upstream_retries', 'bigint', (col) => col.notNull().defaultTo(0)).execute()
     }
+  },
+  '0009_uploads': {
+    // OpenAI's Uploads API (issue 13): an upload and the parts sent for it. A part's bytes
+    // are an object of their own (src/uploads/upload-service.ts); its row, written once the
+    // object is complete, is what makes it usable, as a file's row does for a file.
+    async up (db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable('uploads')
+        .addColumn('id', 'text', (col) => col.primaryKey())
+        .addColumn('project', 'text', (col) => col.notNull())
+        .addColumn('filename', 'text', (col) => col.notNull())
+        .addColumn('purpose', 'text', (col) => col.notNull())
+        .addColumn('bytes', 'bigint', (col) => col.notNull())
+        .addColumn('mime_type', 'text', (col) => col.notNull())
+        .addColumn('status', 'text', (col) => col.notNull())
+        .addColumn('created_at', 'bigint', (col) => col.notNull())
+        .addColumn('expires_at', 'bigint', (col) => col.notNull())
+        .addColumn('file_expires_after_seconds', 'bigint')
+        .addColumn('file_id', 'text')
+        .execute()
+      // The sweeper looks for pending uploads past expires_at; creation counts a project's pending ones.
+      await db.schema.createIndex('uploads_status_expires_at_idx').on('uploads').columns(['status', 'expires_at']).execute()
+      await db.schema.createIndex('uploads_project_status_idx').on('uploads').columns(['project', 'status']).execute()
+      await db.schema
+        .createTable('upload_parts')
+        .addColumn('id', 'text', (col) => col.primaryKey())
+        .addColumn('upload_id', 'text', (col) => col.notNull().references('uploads.id').onDelete('cascade'))
+        .addColumn('bytes', 'bigint', (col) => col.notNull())
+        .addColumn('created_at', 'bigint', (col) => col.notNull())
+        .addColumn('storage_key', 'text', (col) => col.notNull())
+        .execute()
+      await db.schema.createIndex('upload_parts_upload_id_idx').on('upload_parts').columns(['upload_id', 'id']).execute()
+    }
   }
 }
 

@@ -1,7 +1,9 @@
 import type { FileRecord, FileStore } from '../metadata/file-store.js'
 import type { BlobInfo, BlobStore } from '../storage/blob-store.js'
-import { batchPartsPrefix, DEFAULT_STORAGE_PREFIX } from '../ids.js'
+import { batchPartsPrefix, DEFAULT_STORAGE_PREFIX, uploadPartsPrefix } from '../ids.js'
 import { removeStaleParts } from '../batches/stale-parts.js'
+import { removeStaleUploadParts } from '../uploads/stale-upload-parts.js'
+import { createUploadStore } from '../uploads/upload-store.js'
 import { deploymentMarkerKey } from './deployment.js'
 import { mergeJoin } from './merge-join.js'
 
@@ -43,6 +45,8 @@ export interface ReconcileResult {
   refused: { reason: RefusalReason, message: string } | null
   /** Batch result parts no batch needs any more (src/batches/stale-parts.ts): removed, or found only (dry run); null when not looked at (a refusal). */
   staleParts: number | null
+  /** Parts of OpenAI uploads no upload needs any more (src/uploads/stale-upload-parts.ts), as staleParts. */
+  staleUploadParts: number | null
 }
 
 const PAGE = 500
@@ -61,7 +65,7 @@ export async function reconcile (deps: ReconcileDeps): Promise<ReconcileResult> 
   const cutoff = deps.now() - deps.graceMs
   const cutoffSeconds = Math.floor(cutoff / 1000)
   const marker = deploymentMarkerKey(prefix)
-  const result: ReconcileResult = { orphanObjects: [], danglingRows: [], incompleteWrites: null, scannedObjects: 0, scannedRows: 0, matched: 0, refused: null, staleParts: null }
+  const result: ReconcileResult = { orphanObjects: [], danglingRows: [], incompleteWrites: null, scannedObjects: 0, scannedRows: 0, matched: 0, refused: null, staleParts: null, staleUploadParts: null }
   const orphans: string[] = []
   const dangling: FileRecord[] = []
   // Beyond the bound the run refuses anyway: keeping more would only grow memory.
@@ -86,6 +90,9 @@ export async function reconcile (deps: ReconcileDeps): Promise<ReconcileResult> 
   const parts = await removeStaleParts({ blobStore: deps.blobStore, db: deps.fileStore.batchDb, prefix, cutoffMs: cutoff, dryRun: deps.dryRun === true })
   result.staleParts = parts.removed.length
   if (parts.unknown > 0) deps.log.warn({ unknownParts: parts.unknown }, 'reconciliation: batch parts name batches this database does not have; they are kept')
+  const uploadParts = await removeStaleUploadParts({ blobStore: deps.blobStore, store: createUploadStore(deps.fileStore.uploadDb, deps.fileStore.dialect), prefix, cutoffMs: cutoff, dryRun: deps.dryRun === true })
+  result.staleUploadParts = uploadParts.removed.length
+  if (uploadParts.unknown > 0) deps.log.warn({ unknownUploadParts: uploadParts.unknown }, 'reconciliation: upload parts name uploads this database does not have; they are kept')
   if (deps.dryRun === true) {
     deps.log.info({ ...summary(result), dryRun: true }, 'reconciliation dry run: nothing changed')
     return result
@@ -101,7 +108,7 @@ export async function reconcile (deps: ReconcileDeps): Promise<ReconcileResult> 
   }
   for (const row of dangling) await deps.fileStore.delete(row.project, row.id)
 
-  const repaired = orphans.length + dangling.length + (result.incompleteWrites ?? 0) + result.staleParts
+  const repaired = orphans.length + dangling.length + (result.incompleteWrites ?? 0) + result.staleParts + result.staleUploadParts
   const log = repaired > 0 ? deps.log.warn.bind(deps.log) : deps.log.info.bind(deps.log)
   log(summary(result), repaired > 0 ? 'reconciliation repaired storage and metadata' : 'reconciliation found nothing to repair')
   if (result.incompleteWrites === null) {
@@ -143,24 +150,34 @@ function summary (result: ReconcileResult): object {
     danglingRows: result.danglingRows.length,
     incompleteWrites: result.incompleteWrites,
     staleParts: result.staleParts,
+    staleUploadParts: result.staleUploadParts,
     sampleOrphanObjects: result.orphanObjects.slice(0, LOG_SAMPLE_KEYS),
     sampleDanglingRows: result.danglingRows.slice(0, LOG_SAMPLE_KEYS)
   }
 }
 
-/** Our objects that files may name: not the deployment marker, not the batch engine's parts. */
+/** Our objects that files may name: not the deployment marker, not the batch engine's parts, not uploads' parts. */
 async function * objectsOf (store: BlobStore, prefix: string, marker: string): AsyncIterable<{ key: string, value: BlobInfo }> {
   const parts = batchPartsPrefix(prefix)
+  const uploadParts = uploadPartsPrefix(prefix)
   for await (const object of store.list(prefix)) {
-    if (object.key !== marker && !object.key.startsWith(parts)) yield { key: object.key, value: object }
+    if (object.key !== marker && !object.key.startsWith(parts) && !object.key.startsWith(uploadParts)) yield { key: object.key, value: object }
   }
 }
 
-/** Rows whose key lies outside the prefix (written under another STORAGE_PREFIX) are not compared. */
+/**
+ * Rows whose key lies outside the prefix (written under another STORAGE_PREFIX) are not
+ * compared, nor rows under the parts prefixes that objectsOf leaves out: a project may be
+ * named `batch-parts` or `upload-parts`, and its files' objects, not listed, would make
+ * their rows look dangling.
+ */
 async function * rowsOf (store: FileStore, prefix: string): AsyncIterable<{ key: string, value: FileRecord }> {
+  const skipped = [batchPartsPrefix(prefix), uploadPartsPrefix(prefix)]
   let after: string | undefined
   for (let rows = await store.scanByStorageKey(after, PAGE); rows.length > 0; rows = await store.scanByStorageKey(after, PAGE)) {
     after = rows.at(-1)?.storageKey
-    for (const row of rows) if (row.storageKey.startsWith(prefix)) yield { key: row.storageKey, value: row }
+    for (const row of rows) {
+      if (row.storageKey.startsWith(prefix) && !skipped.some((parts) => row.storageKey.startsWith(parts))) yield { key: row.storageKey, value: row }
+    }
   }
 }

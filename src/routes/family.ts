@@ -8,7 +8,7 @@ import type { FileRecord } from '../metadata/file-store.js'
  * What differs between the two route families: `/v1` answers OpenAI's bare shapes,
  * `/api/v1` wraps the same data in `{success, code, message, data}`.
  */
-export function routeFamily (wrapped: boolean, resource: 'files' | 'batches' = 'files') {
+export function routeFamily (wrapped: boolean, resource: 'files' | 'batches' | 'uploads' = 'files') {
   return {
     wrapped,
     tags: [wrapped ? `${resource} (envelope)` : `${resource} (OpenAI)`],

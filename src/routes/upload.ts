@@ -9,6 +9,7 @@ import { MAX_FIELD_NAME_BYTES, type UploadPart } from '../upload/form-fields.js'
 import { uploadFile, type UploadDeps } from '../upload/upload-file.js'
 import type { UploadSlots } from '../upload/upload-slots.js'
 import { toFileObject, type RouteFamily } from './family.js'
+import { abortOnShutdownOrDeadline, acquireUploadSlot } from './upload-guard.js'
 
 export interface UploadRouteOptions {
   family: RouteFamily
@@ -68,24 +69,14 @@ export default async function uploadRoute (fastify: FastifyInstance, options: Up
       swaggerTransform: ({ schema, url }) => ({ schema: { ...schema, body: UploadBodySchema }, url })
     }
   }, async (request, reply) => {
-    // One controller per upload: listeners on the app-wide shutdown signal would pile up.
-    const abort = new AbortController()
-    const onShutdown = (): void => { abort.abort(app.shutdownSignal.reason) }
-    app.shutdownSignal.addEventListener('abort', onShutdown, { once: true })
-    if (app.shutdownSignal.aborted) onShutdown()
+    const abort = abortOnShutdownOrDeadline(app.shutdownSignal, options.upload.maxDurationMs)
     let release: (() => void) | null = null
-    const maxMs = options.upload.maxDurationMs
-    const deadline = maxMs === undefined ? undefined : setTimeout(() => { abort.abort(ERRORS.uploadTooSlow(maxMs)) }, maxMs)
     try {
       if (!request.isMultipart()) throw ERRORS.unsupportedMediaType(request.headers['content-type'])
       const declared = Number(request.headers['content-length'])
       if (declared > largestFile + MULTIPART_ALLOWANCE_BYTES) throw ERRORS.uploadTooLarge(declared, largestFile)
       // Before a byte of the body is read: the uploads in flight are what memory is sized for.
-      release = slots.tryAcquire()
-      if (release === null) {
-        reply.header('retry-after', String(options.busyRetryAfterSeconds))
-        throw ERRORS.tooManyUploads(slots.max, options.busyRetryAfterSeconds)
-      }
+      release = acquireUploadSlot(slots, reply, options.busyRetryAfterSeconds)
       // A project already at its quota is refused before a byte of the body is read.
       await quota.admit(request.project)
       const record = await uploadFile(request.parts() as AsyncIterable<UploadPart>, { project: request.project, signal: abort.signal }, {
@@ -107,8 +98,7 @@ export default async function uploadRoute (fastify: FastifyInstance, options: Up
       throw error
     } finally {
       release?.()
-      clearTimeout(deadline)
-      app.shutdownSignal.removeEventListener('abort', onShutdown)
+      abort.dispose()
     }
   })
 }

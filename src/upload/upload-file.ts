@@ -59,7 +59,7 @@ function limitFor (purpose: Purpose | undefined, limits: UploadLimits): number {
 }
 
 /** Errors from the storage side become 503/504/507; ours pass through. */
-function storageError (error: unknown): ApiError {
+export function storageError (error: unknown): ApiError {
   if (error instanceof ApiError) return error
   if (error instanceof StorageFullError) return ERRORS.storageFull(error)
   if (error instanceof StorageTimeoutError) return ERRORS.storageTimeout(error)

@@ -28,9 +28,18 @@ export function withNulls (batch: JsonSchema): JsonSchema {
 export const batchSchemas = await fixture('openai-batches-spec.json')
 export const fileSchemas = await fixture('openai-files-spec.json')
 export const lineSchemas = await fixture('openai-batch-lines.json')
+export const uploadSchemas = await fixture('openai-uploads-spec.json')
+
+/**
+ * OpenAI's Upload, its `file` read as OpenAPI 3.0 means it (`nullable: true` in an allOf:
+ * the File or null), which plain JSON Schema would read as "never null".
+ */
+function uploadWithNullableFile (upload: JsonSchema): JsonSchema {
+  return { ...upload, properties: { ...upload.properties, file: { anyOf: [{ $ref: '#/components/schemas/OpenAIFile' }, { type: 'null' }] } } }
+}
 
 export const openAiAjv = new Ajv({ strict: false, validateFormats: false })
-openAiAjv.addSchema({ $id: 'openai', components: { schemas: { ...fileSchemas, ...batchSchemas, ...lineSchemas, BatchWithNulls: withNulls(batchSchemas.Batch!) } } })
+openAiAjv.addSchema({ $id: 'openai', components: { schemas: { ...uploadSchemas, ...fileSchemas, ...batchSchemas, ...lineSchemas, BatchWithNulls: withNulls(batchSchemas.Batch!), Upload: uploadWithNullableFile(uploadSchemas.Upload!) } } })
 
 /** A validator of one of OpenAI's schemas by name (Batch, BatchWithNulls, BatchRequestOutput, …). */
 export function openAiValidator (name: string): ReturnType<Ajv['compile']> {

@@ -40,7 +40,7 @@ t.test('batches and their chunks are copied across pages of a two-column key, an
   t.same(rows.map((r) => `${String(r.batch_id)}/${String(r.seq)}/${String(r.byte_end)}`).slice(5, 9), ['batch-a/5/599', 'batch-a/6/699', 'batch-b/0/99', 'batch-b/1/199'])
 
   const again = await copyMetadata({ source, target, pageSize: 3 })
-  t.same(again.map((r) => [r.table, r.copied, r.alreadyPresent]), [['files', 0, 0], ['files_api_deployment', 0, 0], ['batches', 0, 2], ['batch_chunks', 0, 14], ['batch_results', 0, 0]])
+  t.same(again.map((r) => [r.table, r.copied, r.alreadyPresent]), [['files', 0, 0], ['files_api_deployment', 0, 0], ['batches', 0, 2], ['batch_chunks', 0, 14], ['batch_results', 0, 0], ['uploads', 0, 0], ['upload_parts', 0, 0]])
 
   await sql`update batch_chunks set byte_end = 1 where batch_id = 'batch-b' and seq = 3`.execute(target)
   const conflict = await copyMetadata({ source, target, pageSize: 3 })

@@ -69,7 +69,7 @@ t.test('sqlite: schema, WAL and persistence on disk', async (t) => {
     { name: 'files_project_purpose_id_idx', columns: 'project,purpose,id' },
     { name: 'files_storage_key_idx', columns: 'storage_key' }
   ])
-  t.strictSame(raw.prepare('select name from files_api_migration order by name').all(), [{ name: '0001_files' }, { name: '0002_storage_key_index' }, { name: '0003_batches' }, { name: '0004_deployment' }, { name: '0005_storage_key_bytewise_index' }, { name: '0006_batch_worker_lease' }, { name: '0007_batch_workers' }],
+  t.strictSame(raw.prepare('select name from files_api_migration order by name').all(), [{ name: '0001_files' }, { name: '0002_storage_key_index' }, { name: '0003_batches' }, { name: '0004_deployment' }, { name: '0005_storage_key_bytewise_index' }, { name: '0006_batch_worker_lease' }, { name: '0007_batch_workers' }, { name: '0008_batch_upstream_retries' }, { name: '0009_uploads' }],
     '0005 adds no SQLite index: 0002\'s serves the bytewise order')
 
   const reopened = await createSqliteFileStore({ filename })

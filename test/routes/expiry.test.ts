@@ -42,16 +42,16 @@ t.test('expiry with a controlled clock: defaults, expires_after, invisibility, t
   const shortKey = await objectKeyOf(server.app, short.id)
   t.ok((await listBlobs(server.dataDir)).some((b) => b.startsWith(`${shortKey}:`)), 'the object waits for the sweeper')
 
-  t.same(await server.app.sweepExpired(), { deleted: 1, objectErrors: 0 })
+  t.same(await server.app.sweepExpired(), { deleted: 1, objectErrors: 0, expiredUploads: 0, uploadPartErrors: 0 })
   t.notOk((await listBlobs(server.dataDir)).some((b) => b.startsWith(`${shortKey}:`)), 'swept: no object')
   t.equal(await server.app.fileStore.delete('project-a', short.id), null, 'swept: no row')
 
   const keptKey = await objectKeyOf(server.app, kept.id)
   clock += 30 * DAY * 1000
-  t.same(await server.app.sweepExpired(), { deleted: 2, objectErrors: 0 })
+  t.same(await server.app.sweepExpired(), { deleted: 2, objectErrors: 0, expiredUploads: 0, uploadPartErrors: 0 })
   t.same(await ids(), [kept.id])
   t.same((await listBlobs(server.dataDir)).filter((b) => !b.startsWith('.tmp/')), [`${keptKey}:4`])
-  t.same(await server.app.sweepExpired(), { deleted: 0, objectErrors: 0 }, 'nothing twice')
+  t.same(await server.app.sweepExpired(), { deleted: 0, objectErrors: 0, expiredUploads: 0, uploadPartErrors: 0 }, 'nothing twice')
 })
 
 t.test('bad expires_after values are refused and store nothing', async (t) => {
