@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely'
 import { batchPartsPrefix } from '../ids.js'
 import type { BlobStore } from '../storage/blob-store.js'
+import { sweepPrefix, type PrefixSweepResult } from '../storage/sweep-prefix.js'
 import { isTerminal, type BatchStatus } from './lifecycle.js'
 import { toNumber, type BatchDatabase } from './tables.js'
 
@@ -17,54 +18,32 @@ import { toNumber, type BatchDatabase } from './tables.js'
  * that is what a wrong database looks like, not debris (the same rule as reconcile.ts).
  */
 
-export interface StalePartsResult {
-  scanned: number
-  removed: string[]
-  /** Parts whose batch or chunk is unknown to this database: kept. */
-  unknown: number
-}
+export type StalePartsResult = PrefixSweepResult
 
 const KEY = /^(batch_[0-9A-Za-z]+)\/(\d{10})-(\d+)\.(output|error)\.jsonl$/
-const PAGE = 500
 
 export async function removeStaleParts (deps: { blobStore: BlobStore, db: Kysely<BatchDatabase>, prefix: string, cutoffMs: number, dryRun?: boolean }): Promise<StalePartsResult> {
-  const root = batchPartsPrefix(deps.prefix)
-  const result: StalePartsResult = { scanned: 0, removed: [], unknown: 0 }
-  let page: Array<{ key: string, batchId: string, seq: number, epoch: number }> = []
-
-  const judgePage = async (): Promise<void> => {
-    if (page.length === 0) return
-    const batchIds = [...new Set(page.map((p) => p.batchId))]
-    const batches = new Map((await deps.db.selectFrom('batches').select(['id', 'status']).where('id', 'in', batchIds).execute())
-      .map((b) => [b.id, b.status as BatchStatus]))
-    const chunks = new Map((await deps.db.selectFrom('batch_chunks').select(['batch_id', 'seq', 'lease_epoch']).where('batch_id', 'in', batchIds).execute())
-      .map((c) => [`${c.batch_id}/${c.seq}`, toNumber(c.lease_epoch)]))
-    for (const part of page) {
-      const status = batches.get(part.batchId)
-      const epoch = chunks.get(`${part.batchId}/${part.seq}`)
-      if (status === undefined || epoch === undefined) {
-        result.unknown++
-        continue
-      }
-      if (isTerminal(status) || epoch !== part.epoch) {
-        if (deps.dryRun !== true) await deps.blobStore.delete(part.key)
-        result.removed.push(part.key)
-      }
+  return await sweepPrefix({
+    blobStore: deps.blobStore,
+    root: batchPartsPrefix(deps.prefix),
+    cutoffMs: deps.cutoffMs,
+    ...(deps.dryRun === undefined ? {} : { dryRun: deps.dryRun }),
+    parse: (relative) => {
+      const match = KEY.exec(relative)
+      return match === null ? null : { batchId: match[1]!, seq: Number(match[2]), epoch: Number(match[3]) }
+    },
+    judge: async (page) => {
+      const batchIds = [...new Set(page.map((p) => p.batchId))]
+      const batches = new Map((await deps.db.selectFrom('batches').select(['id', 'status']).where('id', 'in', batchIds).execute())
+        .map((b) => [b.id, b.status as BatchStatus]))
+      const chunks = new Map((await deps.db.selectFrom('batch_chunks').select(['batch_id', 'seq', 'lease_epoch']).where('batch_id', 'in', batchIds).execute())
+        .map((c) => [`${c.batch_id}/${c.seq}`, toNumber(c.lease_epoch)]))
+      return page.map((part) => {
+        const status = batches.get(part.batchId)
+        const epoch = chunks.get(`${part.batchId}/${part.seq}`)
+        if (status === undefined || epoch === undefined) return 'unknown'
+        return isTerminal(status) || epoch !== part.epoch ? 'remove' : 'keep'
+      })
     }
-    page = []
-  }
-
-  for await (const object of deps.blobStore.list(root)) {
-    result.scanned++
-    if (object.lastModified.getTime() > deps.cutoffMs) continue
-    const match = KEY.exec(object.key.slice(root.length))
-    if (match === null) {
-      result.unknown++
-      continue
-    }
-    page.push({ key: object.key, batchId: match[1]!, seq: Number(match[2]), epoch: Number(match[3]) })
-    if (page.length >= PAGE) await judgePage()
-  }
-  await judgePage()
-  return result
+  })
 }

@@ -1,5 +1,6 @@
 import { uploadPartsPrefix } from '../ids.js'
 import type { BlobStore } from '../storage/blob-store.js'
+import { sweepPrefix, type PrefixSweepResult } from '../storage/sweep-prefix.js'
 import type { UploadStore } from './upload-store.js'
 
 /**
@@ -15,54 +16,32 @@ import type { UploadStore } from './upload-store.js'
  * wrong database looks like, not debris (the rule of reconcile.ts and stale-parts.ts).
  */
 
-export interface StaleUploadPartsResult {
-  scanned: number
-  removed: string[]
-  /** Objects under the prefix whose upload is unknown to this database, or whose key is not a part's: kept. */
-  unknown: number
-}
+export type StaleUploadPartsResult = PrefixSweepResult
 
 const KEY = /^(upload_[0-9A-Za-z]+)\/(part_[0-9A-Za-z]+)$/
-const PAGE = 500
 
 export async function removeStaleUploadParts (deps: { blobStore: BlobStore, store: UploadStore, prefix: string, cutoffMs: number, dryRun?: boolean }): Promise<StaleUploadPartsResult> {
-  const root = uploadPartsPrefix(deps.prefix)
-  const result: StaleUploadPartsResult = { scanned: 0, removed: [], unknown: 0 }
-  let page: Array<{ key: string, uploadId: string, partId: string }> = []
   // Expired before the cutoff, not merely before now: only what is past doubt is removed.
   const cutoffSeconds = Math.floor(deps.cutoffMs / 1000)
-
-  const judgePage = async (): Promise<void> => {
-    if (page.length === 0) return
-    const uploads = await deps.store.statesOf([...new Set(page.map((p) => p.uploadId))])
-    const recorded = await deps.store.existingParts(page.map((p) => p.partId))
-    for (const part of page) {
-      const upload = uploads.get(part.uploadId)
-      if (upload === undefined) {
-        result.unknown++
-        continue
-      }
-      // Still `pending` past the grace means past its expiry too: the sweeper is late (or off).
-      const live = (upload.state === 'pending' || upload.state === 'completing') && upload.expiresAt > cutoffSeconds
-      if (!live || !recorded.has(part.partId)) {
-        if (deps.dryRun !== true) await deps.blobStore.delete(part.key)
-        result.removed.push(part.key)
-      }
+  return await sweepPrefix({
+    blobStore: deps.blobStore,
+    root: uploadPartsPrefix(deps.prefix),
+    cutoffMs: deps.cutoffMs,
+    ...(deps.dryRun === undefined ? {} : { dryRun: deps.dryRun }),
+    parse: (relative) => {
+      const match = KEY.exec(relative)
+      return match?.[1] === undefined || match[2] === undefined ? null : { uploadId: match[1], partId: match[2] }
+    },
+    judge: async (page) => {
+      const uploads = await deps.store.statesOf([...new Set(page.map((p) => p.uploadId))])
+      const recorded = await deps.store.existingParts(page.map((p) => p.partId))
+      return page.map((part) => {
+        const upload = uploads.get(part.uploadId)
+        if (upload === undefined) return 'unknown'
+        // Still `pending` past the grace means past its expiry too: the sweeper is late (or off).
+        const live = (upload.state === 'pending' || upload.state === 'completing') && upload.expiresAt > cutoffSeconds
+        return !live || !recorded.has(part.partId) ? 'remove' : 'keep'
+      })
     }
-    page = []
-  }
-
-  for await (const object of deps.blobStore.list(root)) {
-    result.scanned++
-    if (object.lastModified.getTime() > deps.cutoffMs) continue
-    const match = KEY.exec(object.key.slice(root.length))
-    if (match?.[1] === undefined || match[2] === undefined) {
-      result.unknown++
-      continue
-    }
-    page.push({ key: object.key, uploadId: match[1], partId: match[2] })
-    if (page.length >= PAGE) await judgePage()
-  }
-  await judgePage()
-  return result
+  })
 }
