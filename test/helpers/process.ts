@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { request } from 'node:http'
 import { createServer } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
@@ -63,4 +64,37 @@ export async function startServiceProcess (t: Test, env: Record<string, string>,
 export async function waitForExit (child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return
   await new Promise((resolve) => child.once('exit', resolve))
+}
+
+export interface KillMidRequest {
+  /** The whole URL of the multipart POST. */
+  url: string
+  key: string
+  boundary: string
+  /** The multipart text before the streamed body (fields and the file part's headers). */
+  head: string
+  /** Written over and over until `killAfter` bytes went out. */
+  chunk: Buffer
+  killAfter: number
+}
+
+/** Streams a multipart body until `killAfter` bytes went out, then SIGKILLs the server mid-request. */
+export async function killMidRequest (child: ChildProcess, r: KillMidRequest): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const req = request(r.url, { method: 'POST', headers: { authorization: `Bearer ${r.key}`, 'content-type': `multipart/form-data; boundary=${r.boundary}` } })
+    req.on('error', () => resolve())
+    req.on('response', () => resolve())
+    req.write(r.head)
+    let sent = 0
+    const pump = (): void => {
+      while (sent < r.killAfter) {
+        sent += r.chunk.length
+        if (!req.write(r.chunk)) { req.once('drain', pump); return }
+      }
+      // Give the server a moment to pass the bytes on to storage, then kill it hard.
+      setTimeout(() => { child.kill('SIGKILL') }, 300)
+    }
+    pump()
+  })
+  await waitForExit(child)
 }

@@ -1,12 +1,11 @@
 import { ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3'
-import { request } from 'node:http'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { createSqliteFileStore } from '../../src/metadata/sqlite-file-store.js'
 import { DEPLOYMENT_MARKER, listBlobs } from '../helpers/app.js'
 import { BOUNDARY } from '../helpers/multipart.js'
-import { startServiceProcess, waitForExit } from '../helpers/process.js'
+import { killMidRequest, startServiceProcess } from '../helpers/process.js'
 import { bucketClient, serviceEnv, startS3Server } from '../helpers/s3-server.js'
 
 const KEY = 'sk-crash-test-key-0123456789'
@@ -15,24 +14,14 @@ const MiB = 1024 * 1024
 /** Streams a large upload until `killAfter` bytes went out, then SIGKILLs the server. */
 async function killMidUpload (url: string, child: import('node:child_process').ChildProcess, killAfter: number): Promise<void> {
   const line = JSON.stringify({ custom_id: 'x', method: 'POST', url: '/v1/embeddings', body: { model: 'e', input: 'z'.repeat(900) } })
-  await new Promise<void>((resolve) => {
-    const req = request(`${url}/v1/files`, { method: 'POST', headers: { authorization: `Bearer ${KEY}`, 'content-type': `multipart/form-data; boundary=${BOUNDARY}` } })
-    req.on('error', () => resolve())
-    req.on('response', () => resolve())
-    req.write(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nuser_data\r\n--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="big.jsonl"\r\n\r\n`)
-    let sent = 0
-    const chunk = Buffer.from((line + '\n').repeat(256))
-    const pump = (): void => {
-      while (sent < killAfter) {
-        sent += chunk.length
-        if (!req.write(chunk)) { req.once('drain', pump); return }
-      }
-      // Give the server a moment to pass the bytes on to storage, then kill it hard.
-      setTimeout(() => { child.kill('SIGKILL') }, 300)
-    }
-    pump()
+  await killMidRequest(child, {
+    url: `${url}/v1/files`,
+    key: KEY,
+    boundary: BOUNDARY,
+    head: `--${BOUNDARY}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nuser_data\r\n--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="big.jsonl"\r\n\r\n`,
+    chunk: Buffer.from((line + '\n').repeat(256)),
+    killAfter
   })
-  await waitForExit(child)
 }
 
 async function rowCount (dataDir: string): Promise<number> {

@@ -1,6 +1,5 @@
 import { ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3'
 import type { ChildProcess } from 'node:child_process'
-import { request } from 'node:http'
 import path from 'node:path'
 import { Readable } from 'node:stream'
 import t, { type Test } from 'tap'
@@ -12,7 +11,7 @@ import type { BlobStore } from '../../src/storage/blob-store.js'
 import { uploadPartKey } from '../../src/ids.js'
 import { listBlobs } from '../helpers/app.js'
 import { BOUNDARY, postMultipart } from '../helpers/multipart.js'
-import { startServiceProcess, waitForExit } from '../helpers/process.js'
+import { killMidRequest, startServiceProcess } from '../helpers/process.js'
 import { bucketClient, serviceEnv, startS3Server } from '../helpers/s3-server.js'
 
 const KEY = 'sk-upload-crash-key-0123456789'
@@ -30,24 +29,14 @@ async function createUpload (url: string, bytes: number): Promise<string> {
 
 /** Streams a part until `killAfter` bytes went out, then SIGKILLs the server. */
 async function killMidPart (url: string, uploadId: string, child: ChildProcess, killAfter: number): Promise<void> {
-  await new Promise<void>((resolve) => {
-    const req = request(`${url}/v1/uploads/${uploadId}/parts`, { method: 'POST', headers: { authorization: `Bearer ${KEY}`, 'content-type': `multipart/form-data; boundary=${BOUNDARY}` } })
-    req.on('error', () => resolve())
-    req.on('response', () => resolve())
-    req.write(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="data"; filename="blob"\r\n\r\n`)
-    let sent = 0
-    const chunk = Buffer.alloc(256 * 1024, 7)
-    const pump = (): void => {
-      while (sent < killAfter) {
-        sent += chunk.length
-        if (!req.write(chunk)) { req.once('drain', pump); return }
-      }
-      // Give the server a moment to pass the bytes on to storage, then kill it hard.
-      setTimeout(() => { child.kill('SIGKILL') }, 300)
-    }
-    pump()
+  await killMidRequest(child, {
+    url: `${url}/v1/uploads/${uploadId}/parts`,
+    key: KEY,
+    boundary: BOUNDARY,
+    head: `--${BOUNDARY}\r\nContent-Disposition: form-data; name="data"; filename="blob"\r\n\r\n`,
+    chunk: Buffer.alloc(256 * 1024, 7),
+    killAfter
   })
-  await waitForExit(child)
 }
 
 /** Reconciliation as the next replica would run it, two hours on: the upload's hour is long over. */
