@@ -1,0 +1,37 @@
+import { availableParallelism } from 'node:os'
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { CheckPool } from '../src/upload/check-pool.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Worker threads that validate and hash uploads; null: uploads are checked on the event loop. */
+    checkPool: CheckPool | null
+  }
+}
+
+export interface CheckPoolPluginOptions {
+  /** UPLOAD_WORKER_THREADS: 0 checks on the event loop; unset, one worker per core. */
+  threads: number | undefined
+  /** A ready pool (tests); the app then leaves closing it to the caller. */
+  pool?: CheckPool
+}
+
+/** The pool size: the setting, or one worker per core the process may use. */
+export function checkPoolSize (threads: number | undefined): number {
+  return threads ?? availableParallelism()
+}
+
+async function checkPoolPlugin (app: FastifyInstance, options: CheckPoolPluginOptions): Promise<void> {
+  const size = checkPoolSize(options.threads)
+  const pool = options.pool ?? (size === 0
+    ? null
+    : new CheckPool({
+      size,
+      onWorkerExit: (err) => { app.log.error({ err }, 'an upload check worker stopped; its uploads failed and a new worker replaces it') }
+    }))
+  app.decorate('checkPool', pool)
+  if (options.pool === undefined && pool !== null) app.addHook('onClose', async () => { await pool.close() })
+}
+
+export default fp(checkPoolPlugin, { name: 'check-pool', fastify: '5.x' })
