@@ -1,7 +1,6 @@
-import { availableParallelism } from 'node:os'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { CheckPool } from '../src/upload/check-pool.js'
+import { CheckPool, checkPoolSize } from '../src/upload/check-pool.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -15,11 +14,6 @@ export interface CheckPoolPluginOptions {
   threads: number | undefined
   /** A ready pool (tests); the app then leaves closing it to the caller. */
   pool?: CheckPool
-}
-
-/** The pool size: the setting, or one worker per core the process may use. */
-export function checkPoolSize (threads: number | undefined): number {
-  return threads ?? availableParallelism()
 }
 
 async function checkPoolPlugin (app: FastifyInstance, options: CheckPoolPluginOptions): Promise<void> {

@@ -12,6 +12,7 @@
  * validator's own after the last byte.
  */
 import { Buffer } from 'node:buffer'
+import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
 import type { BatchValidationResult, BatchValidatorOptions } from '../jsonl/batch-validator.js'
 import { ERRORS } from '../errors.js'
@@ -48,6 +49,11 @@ export const CHECK_IN_FLIGHT_BYTES = SLICE_BYTES * SLICES
  * semi-spaces): without it V8 sizes a worker's by the machine's memory.
  */
 export const WORKER_YOUNG_GENERATION_MB = 48
+
+/** The pool size for UPLOAD_WORKER_THREADS: the setting, or one worker per core the process may use. */
+export function checkPoolSize (threads: number | undefined): number {
+  return threads ?? availableParallelism()
+}
 
 export interface CheckPoolOptions {
   /** Worker threads; at least 1 (0 means no pool: the caller checks inline). */

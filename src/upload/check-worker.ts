@@ -24,6 +24,19 @@ function send (message: FromWorker, transfer: ArrayBuffer[] = []): void {
   port?.postMessage(message, transfer)
 }
 
+/**
+ * The slice goes back to be refilled, but a streaming validator keeps views of the line
+ * it has not seen the end of (the line splitter's pieces). So the lines the slice
+ * completes are fed from the slice itself and only its unfinished tail is copied: the
+ * copy is one partial line, not a slice (copying every slice left 256 KiB of garbage
+ * per slice for the worker's GC, 35 MiB of RSS after 40 aborted uploads).
+ */
+function feed (validator: BatchValidator, bytes: Buffer): void {
+  const end = bytes.lastIndexOf(0x0a) + 1
+  if (end > 0) validator.write(bytes.subarray(0, end))
+  if (end < bytes.length) validator.write(Buffer.from(bytes.subarray(end)))
+}
+
 function handle (message: ToWorker): void {
   if (message.type === 'sessions') {
     send({ type: 'sessions', token: message.token, count: checks.size })
@@ -43,11 +56,9 @@ function handle (message: ToWorker): void {
   try {
     switch (message.type) {
       case 'data': {
-        // A copy, on this thread's core: the validator may keep views of what it was given
-        // (a line not yet complete), and the slice goes back to be refilled.
-        const bytes = Buffer.copyBytesFrom(new Uint8Array(message.buffer, 0, message.length))
+        const bytes = Buffer.from(message.buffer, 0, message.length)
         check.hash.update(bytes)
-        check.validator?.write(bytes)
+        if (check.validator !== undefined) feed(check.validator, bytes)
         send({ type: 'ack', id, buffer: message.buffer, errorCount: check.validator?.errorCount ?? 0 }, [message.buffer])
         return
       }

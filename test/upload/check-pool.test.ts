@@ -2,9 +2,8 @@ import { Buffer } from 'node:buffer'
 import t from 'tap'
 import { ConfigError, loadConfig } from '../../src/config.js'
 import { DEFAULT_BATCH_URLS, type BatchValidatorOptions } from '../../src/jsonl/batch-validator.js'
-import { CHECK_IN_FLIGHT_BYTES, CheckPool, kWorkers, SLICE_BYTES, type UploadCheck } from '../../src/upload/check-pool.js'
+import { CHECK_IN_FLIGHT_BYTES, CheckPool, checkPoolSize, kWorkers, SLICE_BYTES, type UploadCheck } from '../../src/upload/check-pool.js'
 import { inlineCheck } from '../../src/upload/inline-check.js'
-import { checkPoolSize } from '../../plugins/check-pool.js'
 import { seededRandom } from '../helpers/seeded-random.js'
 
 /** Issue 12 item 2: the checks of a worker give the very verdicts and hashes of the inline ones. */
