@@ -40,8 +40,11 @@ export interface CheckResult {
 const KiB = 1024
 /** A slice is the unit copied, posted and handed back: ~4 messages per MiB. */
 export const SLICE_BYTES = 256 * KiB
-/** Slices one upload owns: two keep its worker busy while it fills the next; four absorb jitter. */
-export const SLICES = 4
+/**
+ * Slices one upload owns (2 MiB): two keep its worker busy while it fills the next; the
+ * rest absorb the wake-up delays of two threads handing work over on a busy machine.
+ */
+export const SLICES = 8
 /** Bytes one pooled upload holds in its slices, on either side, at most. */
 export const CHECK_IN_FLIGHT_BYTES = SLICE_BYTES * SLICES
 /**

@@ -232,7 +232,7 @@ function abortedError (reason: unknown): ApiError {
  * Below this a worker's round trips (and the copy into its slices) cost more than they
  * save: measured with bench/offload.ts (docs/benchmarks.md, "Both cores").
  */
-export const OFFLOAD_MIN_BYTES = 256 * 1024
+export const OFFLOAD_MIN_BYTES = 64 * 1024
 
 function openCheck (validator: BatchValidatorOptions | null, context: UploadContext, deps: UploadDeps): UploadCheck {
   const pool = deps.checkPool

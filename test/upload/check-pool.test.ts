@@ -94,8 +94,8 @@ t.test('backpressure: an upload has at most CHECK_IN_FLIGHT_BYTES with its worke
   // Nothing comes back from the worker while this loop runs (its answers are events).
   let wait: Promise<void> | undefined
   while ((wait = check.write(chunk)) === undefined) accepted += chunk.length
-  t.equal(accepted, CHECK_IN_FLIGHT_BYTES, 'four slices filled and posted; the chunk that needs a fifth waits')
-  t.equal(CHECK_IN_FLIGHT_BYTES, 4 * SLICE_BYTES)
+  t.equal(accepted, CHECK_IN_FLIGHT_BYTES, 'every slice filled and posted; the chunk that needs one more waits')
+  t.equal(CHECK_IN_FLIGHT_BYTES, 8 * SLICE_BYTES)
   await wait
   accepted += chunk.length
   const more = Buffer.alloc(3 * 1024 * 1024 + 5, 'y')
