@@ -24,6 +24,9 @@ async function checkPoolPlugin (app: FastifyInstance, options: CheckPoolPluginOp
       size,
       onWorkerExit: (err) => { app.log.error({ err }, 'an upload check worker stopped; its uploads failed and a new worker replaces it') }
     }))
+  // Started before the app listens: booting threads is a burst of CPU that would
+  // otherwise land on the first uploads (and slow a 2-core machine's event loop then).
+  if (options.pool === undefined && pool !== null) await pool.sessions()
   app.decorate('checkPool', pool)
   if (options.pool === undefined && pool !== null) app.addHook('onClose', async () => { await pool.close() })
 }
