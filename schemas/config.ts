@@ -133,6 +133,10 @@ export const ConfigSchema = Type.Object({
   OVERLOAD_MAX_HEAP_USED_BYTES: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0, description: 'Answer 503 while the V8 heap in use exceeds this; 0: no limit.' }),
   OVERLOAD_MAX_RSS_BYTES: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0, description: 'Answer 503 while the resident set size exceeds this; 0: no limit.' }),
   OVERLOAD_RETRY_AFTER_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 10, description: 'Retry-After of overload answers.' }),
+  UPLOAD_WORKER_THREADS: Type.Optional(Type.Integer({
+    minimum: 0, maximum: 256,
+    description: 'Worker threads that validate and hash uploads off the event loop; unset: one per core (os.availableParallelism()); 0: on the event loop.'
+  })),
   MAX_CONCURRENT_UPLOADS: Type.Integer({
     minimum: 0, maximum: 100000, default: 8,
     description: 'Uploads one replica receives at once; more are answered 503 with Retry-After (OVERLOAD_RETRY_AFTER_SECONDS) before their body is read. Bounds memory (see Memory); 0: no bound.'

@@ -4,6 +4,7 @@ import type { Config } from '../schemas/config.js'
 import authPlugin from '../plugins/auth.js'
 import batchWorkerPlugin from '../plugins/batch-worker.js'
 import batchesPlugin from '../plugins/batches.js'
+import checkPoolPlugin from '../plugins/check-pool.js'
 import corsPlugin from '../plugins/cors.js'
 import errorsPlugin, { frameworkErrorHandler } from '../plugins/errors.js'
 import filesPlugin from '../plugins/files.js'
@@ -37,6 +38,7 @@ import uploadsRoutes from './routes/uploads.js'
 import type { BlobStore } from './storage/blob-store.js'
 import { createBlobStore } from './storage/create-blob-store.js'
 import { observeBlobStore, type StorageOperation } from './storage/observed-blob-store.js'
+import type { CheckPool } from './upload/check-pool.js'
 import { createQuotaGuard } from './upload/quota.js'
 import { createUploadSlots } from './upload/upload-slots.js'
 
@@ -48,6 +50,8 @@ export interface BuildAppOptions {
   fileStore?: FileStore
   /** Hand in the batch engine's upstream clients (tests); otherwise made from `config`. */
   upstreamClients?: UpstreamClients
+  /** Hand in a ready upload check pool (tests); otherwise one of UPLOAD_WORKER_THREADS workers is owned by the app. */
+  checkPool?: CheckPool
   /** Clock in milliseconds (tests control expiry with it). */
   now?: () => number
   /** Pino logger options (tests hand in a stream), or false; the level defaults to LOG_LEVEL, the redaction always applies. */
@@ -161,9 +165,11 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
   await app.register(batchesPlugin, { upstreams, allowedUrls, maxLineBytes: config.BATCH_MAX_LINE_BYTES, onCreated: () => { app.batchEngine?.wake() } })
   await app.register(openApiPlugin, { version: packageVersion() })
 
+  await app.register(checkPoolPlugin, { threads: config.UPLOAD_WORKER_THREADS, ...(options.checkPool === undefined ? {} : { pool: options.checkPool }) })
   // The upload pipeline, shared by `POST /files` and the completion of an upload in parts
   // (which has limits of its own, the upload service's).
   const pipeline = {
+    checkPool: app.checkPool,
     validator: batchValidatorOptions(config),
     batchExpiresAfterSeconds: config.BATCH_EXPIRES_AFTER_SECONDS,
     storagePrefix: config.STORAGE_PREFIX,

@@ -79,7 +79,11 @@ export default async function uploadRoute (fastify: FastifyInstance, options: Up
       release = acquireUploadSlot(slots, reply, options.busyRetryAfterSeconds)
       // A project already at its quota is refused before a byte of the body is read.
       await quota.admit(request.project)
-      const record = await uploadFile(request.parts() as AsyncIterable<UploadPart>, { project: request.project, signal: abort.signal }, {
+      const record = await uploadFile(request.parts() as AsyncIterable<UploadPart>, {
+        project: request.project,
+        signal: abort.signal,
+        ...(Number.isSafeInteger(declared) ? { declaredBytes: declared } : {})
+      }, {
         ...options.upload,
         blobStore: app.blobStore,
         files: app.files,

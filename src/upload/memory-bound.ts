@@ -1,5 +1,6 @@
 import type { Config } from '../../schemas/config.js'
 import { customIdSetMaxBytes } from '../jsonl/custom-id-set.js'
+import { CHECK_IN_FLIGHT_BYTES, checkPoolSize, SLICE_BYTES, WORKER_YOUNG_GENERATION_MB } from './check-pool.js'
 
 /**
  * The worst-case memory of one replica, as a formula of its settings (issue #9 item 7),
@@ -37,12 +38,22 @@ export const REPORT_BYTES = 256 * 1024
 export const GC_GROWTH = 4
 /** V8's young generation: three semi-spaces of 16 MiB (Node's default on 64-bit). */
 export const YOUNG_GENERATION_BYTES = 48 * MiB
+/**
+ * An upload checked by a worker (check-pool.ts): its slices (with the worker or being
+ * filled) and the worker's copy of a slice's unfinished last line (at most a slice; a
+ * longer line's pieces are the `line` term's).
+ */
+export const CHECK_BYTES = CHECK_IN_FLIGHT_BYTES + SLICE_BYTES
+/** Each worker's own young generation (its resourceLimits); the old one holds the `line` terms of its uploads. */
+export const WORKER_YOUNG_GENERATION_BYTES = WORKER_YOUNG_GENERATION_MB * MiB
 
-export type MemorySettings = Pick<Config, 'STORAGE_DRIVER' | 'S3_PART_SIZE_BYTES' | 'BATCH_MAX_LINE_BYTES' | 'BATCH_MAX_REQUESTS' | 'MAX_CONCURRENT_UPLOADS'>
+export type MemorySettings = Pick<Config, 'STORAGE_DRIVER' | 'S3_PART_SIZE_BYTES' | 'BATCH_MAX_LINE_BYTES' | 'BATCH_MAX_REQUESTS' | 'MAX_CONCURRENT_UPLOADS' | 'UPLOAD_WORKER_THREADS'>
 
 export interface UploadMemory {
   transport: number
   store: number
+  /** The slices of an upload checked by a worker (zero with UPLOAD_WORKER_THREADS=0). */
+  check: number
   /** The custom_id set at its bound (zero, like `line`, for a file whose purpose came first and is not batch). */
   ids: number
   /** Allocated per line (its copies, its string, its parse, the report): what the garbage collector multiplies. */
@@ -59,6 +70,7 @@ export function uploadMemoryBound (settings: MemorySettings): UploadMemory {
   return {
     transport: TRANSPORT_BYTES,
     store,
+    check: checkPoolSize(settings.UPLOAD_WORKER_THREADS) === 0 ? 0 : CHECK_BYTES,
     ids: customIdSetMaxBytes(settings.BATCH_MAX_REQUESTS),
     line: (LINE_COPIES + PARSE_BYTES_PER_LINE_BYTE) * settings.BATCH_MAX_LINE_BYTES + REPORT_BYTES
   }
@@ -66,12 +78,16 @@ export function uploadMemoryBound (settings: MemorySettings): UploadMemory {
 
 /**
  * RSS above the idle process with MAX_CONCURRENT_UPLOADS worst-case uploads:
- * U × (transport + store + ids) + GC_GROWTH × U × line + young generation. Null when
+ * U × (transport + store + check + ids) + GC_GROWTH × U × line + young generations (the
+ * main thread's and each check worker's: wherever an upload's line is parsed, its
+ * heap grows by the same GC_GROWTH × line). Null when
  * uploads are unbounded (MAX_CONCURRENT_UPLOADS=0).
  */
 export function replicaMemoryBound (settings: MemorySettings): number | null {
   const uploads = settings.MAX_CONCURRENT_UPLOADS
   if (uploads === 0) return null
   const one = uploadMemoryBound(settings)
-  return uploads * (one.transport + one.store + one.ids) + GC_GROWTH * uploads * one.line + YOUNG_GENERATION_BYTES
+  const workers = checkPoolSize(settings.UPLOAD_WORKER_THREADS)
+  return uploads * (one.transport + one.store + one.check + one.ids) + GC_GROWTH * uploads * one.line +
+    YOUNG_GENERATION_BYTES + workers * WORKER_YOUNG_GENERATION_BYTES
 }

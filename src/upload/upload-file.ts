@@ -1,16 +1,17 @@
-import { createHash } from 'node:crypto'
 import { once } from 'node:events'
 import { PassThrough, addAbortSignal, type Readable } from 'node:stream'
 import type { BatchError } from '../../schemas/batch-error.js'
 import { UPLOAD_PURPOSES, type Purpose } from '../../schemas/files.js'
 import { ApiError, ERRORS } from '../errors.js'
-import { BatchValidator, summarizeBatchErrors, validateBatchFilename, type BatchValidatorOptions } from '../jsonl/batch-validator.js'
+import { summarizeBatchErrors, validateBatchFilename, type BatchValidationResult, type BatchValidatorOptions } from '../jsonl/batch-validator.js'
 import type { FileService } from '../files/file-service.js'
 import type { FileRecord, NewFileRecord } from '../metadata/file-store.js'
 import { StorageFullError, StorageTimeoutError, type BlobStore } from '../storage/blob-store.js'
 import { newUploadId, objectKeyFor } from '../ids.js'
 import { sanitizeFilename } from './filename.js'
 import { checkPart, parseExpiresAfter, parsePurpose, type ExpiresAfterFields, type UploadPart } from './form-fields.js'
+import type { CheckPool, UploadCheck } from './check-pool.js'
+import { inlineCheck } from './inline-check.js'
 import { untilAborted } from './until-aborted.js'
 
 export interface UploadLimits {
@@ -40,6 +41,13 @@ export interface UploadDeps {
    * and abandons the put, so nothing is stored.
    */
   beforeCommit?: (file: { project: string, purpose: Purpose, bytes: number }) => Promise<void>
+  /**
+   * Worker threads that validate and hash off the event loop (UPLOAD_WORKER_THREADS);
+   * absent or null: on the event loop, as the CLI does.
+   */
+  checkPool?: CheckPool | null
+  /** Uploads declared smaller than this are checked inline (default OFFLOAD_MIN_BYTES). */
+  offloadMinBytes?: number
 }
 
 export interface UploadContext {
@@ -49,6 +57,11 @@ export interface UploadContext {
    * the request and abandons the put. An ApiError as the abort reason is the answer.
    */
   signal?: AbortSignal
+  /**
+   * The request's Content-Length, when it has one: a small upload is checked on the event
+   * loop, where it costs less than a worker's round trips. Unknown: as a large one.
+   */
+  declaredBytes?: number
 }
 
 function limitFor (purpose: Purpose | undefined, limits: UploadLimits): number {
@@ -132,7 +145,7 @@ export async function uploadFile (parts: AsyncIterable<UploadPart>, context: Upl
   let purpose: Purpose | undefined
   const expiresAfter: ExpiresAfterFields = {}
   let put: PendingPut | undefined
-  let file: { key: string, filename: string, bytes: number, sha256: string, validation?: ReturnType<BatchValidator['end']>, filenameError: BatchError | null } | undefined
+  let file: { key: string, filename: string, bytes: number, sha256: string, validation?: BatchValidationResult, filenameError: BatchError | null } | undefined
   try {
     try {
       for await (const part of untilAborted(parts, context.signal)) {
@@ -156,7 +169,7 @@ export async function uploadFile (parts: AsyncIterable<UploadPart>, context: Upl
         put = startPut(deps.blobStore, key, context.signal)
         // A stalled file part must not outlive the abort: destroying it ends its read at once.
         if (context.signal !== undefined) addAbortSignal(context.signal, part.file)
-        file = { key, filename, filenameError, ...await streamFile(part.file, put, purpose, filenameError === null, deps) }
+        file = { key, filename, filenameError, ...await streamFile(part.file, put, purpose, filenameError === null, context, deps) }
       }
     } catch (error) {
       throw requestError(error)
@@ -216,15 +229,29 @@ function abortedError (reason: unknown): ApiError {
 }
 
 /**
+ * Below this a worker's round trips (and the copy into its slices) cost more than they
+ * save: measured with bench/offload.ts (docs/benchmarks.md, "Both cores").
+ */
+export const OFFLOAD_MIN_BYTES = 64 * 1024
+
+function openCheck (validator: BatchValidatorOptions | null, context: UploadContext, deps: UploadDeps): UploadCheck {
+  const pool = deps.checkPool
+  const small = context.declaredBytes !== undefined && context.declaredBytes < (deps.offloadMinBytes ?? OFFLOAD_MIN_BYTES)
+  return (pool === undefined || pool === null || small ? null : pool.open(validator)) ?? inlineCheck(validator)
+}
+
+/**
  * Reads the file part to its end: counts and hashes every byte, enforces the size
  * limit, feeds the validator (unless the file cannot be a batch file) and writes
  * into the store until the file is known to be refused. A batch file with a bad line
- * stops being stored at once but is read to the end, so one answer names every line.
+ * stops being stored once the error is known (at once inline, a few slices later from
+ * a worker) but is read to the end, so one answer names every line; the verdict that
+ * decides commit or abort is the validator's after the last byte either way.
  */
 const STORE_WRITE_BYTES = 1024 * 1024
 
 async function streamFile (source: Readable & { truncated?: boolean }, put: PendingPut, purpose: Purpose | undefined,
-  validatable: boolean, deps: UploadDeps): Promise<{ bytes: number, sha256: string, validation?: ReturnType<BatchValidator['end']> }> {
+  validatable: boolean, context: UploadContext, deps: UploadDeps): Promise<{ bytes: number, sha256: string, validation?: BatchValidationResult }> {
   const limit = limitFor(purpose, deps.limits)
   // A purpose known before the file decides at once: only batch files are validated, so a
   // user_data file's bytes go straight to storage. Sent after the file (the openai SDK and
@@ -233,8 +260,8 @@ async function streamFile (source: Readable & { truncated?: boolean }, put: Pend
   // the batch limits either way (line bytes, custom_id set); past BATCH_MAX_FILE_BYTES
   // the file can no longer be a valid batch file (413 if it turns out to be one), so the
   // validator is dropped there (issue #9 item 7).
-  let validator = (purpose === undefined || purpose === 'batch') && validatable ? new BatchValidator(deps.validator) : undefined
-  const hash = createHash('sha256')
+  let validating = (purpose === undefined || purpose === 'batch') && validatable
+  const check = openCheck(validating ? deps.validator : null, context, deps)
   let bytes = 0
   let storing = true
   // Multipart hands over ~64 KiB pieces; writing them to the store in 1 MiB batches
@@ -247,28 +274,35 @@ async function streamFile (source: Readable & { truncated?: boolean }, put: Pend
     pendingBytes = 0
     await writeToStore(put.body, batch, put.failed).catch((error: unknown) => { throw storageError(error) })
   }
-  for await (const chunk of source as AsyncIterable<Buffer>) {
-    bytes += chunk.length
-    if (bytes > limit) throw ERRORS.fileTooLarge(limit, purpose)
-    hash.update(chunk)
-    if (validator !== undefined && purpose === undefined && bytes > deps.limits.batchMaxFileBytes) validator = undefined
-    if (validator !== undefined) {
-      validator.write(chunk)
-      if (storing && purpose === 'batch' && validator.errorCount > 0) {
+  try {
+    for await (const chunk of source as AsyncIterable<Buffer>) {
+      bytes += chunk.length
+      if (bytes > limit) throw ERRORS.fileTooLarge(limit, purpose)
+      if (validating && purpose === undefined && bytes > deps.limits.batchMaxFileBytes) {
+        validating = false
+        check.dropValidator()
+      }
+      // Waits only when the worker lags: the bytes it holds for this upload are bounded.
+      const checked = check.write(chunk)
+      if (checked !== undefined) await checked
+      if (storing && validating && purpose === 'batch' && check.errorCount > 0) {
         storing = false
         pending = []
         pendingBytes = 0
         put.abort.abort(new Error('batch file is invalid'))
       }
+      if (!storing) continue
+      pending.push(chunk)
+      pendingBytes += chunk.length
+      if (pendingBytes >= STORE_WRITE_BYTES) await flush()
     }
-    if (!storing) continue
-    pending.push(chunk)
-    pendingBytes += chunk.length
-    if (pendingBytes >= STORE_WRITE_BYTES) await flush()
+    if (storing && pendingBytes > 0) await flush()
+    // @fastify/multipart truncates silently at limits.fileSize; never store a cut file.
+    if (source.truncated === true) throw ERRORS.fileTooLarge(limit, purpose)
+    const { sha256, validation } = await check.end()
+    return validation === undefined ? { bytes, sha256 } : { bytes, sha256, validation }
+  } finally {
+    // An abort, a limit, a failed store: the worker forgets this upload's check at once.
+    check.close()
   }
-  if (storing && pendingBytes > 0) await flush()
-  // @fastify/multipart truncates silently at limits.fileSize; never store a cut file.
-  if (source.truncated === true) throw ERRORS.fileTooLarge(limit, purpose)
-  const validation = validator?.end()
-  return validation === undefined ? { bytes, sha256: hash.digest('hex') } : { bytes, sha256: hash.digest('hex'), validation }
 }

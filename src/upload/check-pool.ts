@@ -1,0 +1,305 @@
+/**
+ * Worker threads that check uploads off the event loop (issue 12 item 2): the batch
+ * validator (JSON.parse on every line) and the SHA-256 of every byte, which otherwise
+ * bind every upload of a replica to the one core the event loop runs on.
+ *
+ * The bytes still pass once: the upload copies each chunk (multipart's chunks are views
+ * of socket buffers, not ours to transfer) into one of a few slices of its own, which go
+ * to the worker transferred and come back the same way, so what one upload has in flight
+ * is bounded (SLICES × SLICE_BYTES) and the upload waits when its worker lags. A worker
+ * holds the checks of many uploads, each fed in order; the live error count comes back
+ * with every slice, a few slices later than inline, and the final verdict is always the
+ * validator's own after the last byte.
+ */
+import { Buffer } from 'node:buffer'
+import { availableParallelism } from 'node:os'
+import { Worker } from 'node:worker_threads'
+import type { BatchValidationResult, BatchValidatorOptions } from '../jsonl/batch-validator.js'
+import { ERRORS } from '../errors.js'
+import type { FromWorker, ToWorker } from './check-protocol.js'
+
+/** What the upload pipeline needs of a check, inline or pooled. */
+export interface UploadCheck {
+  /** Validation errors so far: live inline, as of the last slice the worker handed back when pooled. */
+  readonly errorCount: number
+  /** Undefined when the bytes were taken at once; a promise when the upload must wait for its worker. */
+  write: (chunk: Buffer) => Promise<void> | undefined
+  /** The file can no longer be a batch file: stop validating, keep hashing. */
+  dropValidator: () => void
+  /** After the last byte: the hash and, when validated, the validator's verdict. */
+  end: () => Promise<CheckResult>
+  /** The upload is over, however it ended: frees the check (idempotent). */
+  close: () => void
+}
+
+export interface CheckResult {
+  sha256: string
+  validation?: BatchValidationResult
+}
+
+const KiB = 1024
+/** A slice is the unit copied, posted and handed back: ~4 messages per MiB. */
+export const SLICE_BYTES = 256 * KiB
+/**
+ * Slices one upload owns (2 MiB): two keep its worker busy while it fills the next; the
+ * rest absorb the wake-up delays of two threads handing work over on a busy machine.
+ */
+export const SLICES = 8
+/** Bytes one pooled upload holds in its slices, on either side, at most. */
+export const CHECK_IN_FLIGHT_BYTES = SLICE_BYTES * SLICES
+/**
+ * A worker's young generation, as `--max-semi-space-size=16` gives the main thread (three
+ * semi-spaces): without it V8 sizes a worker's by the machine's memory.
+ */
+export const WORKER_YOUNG_GENERATION_MB = 48
+
+/** The pool size for UPLOAD_WORKER_THREADS: the setting, or one worker per core the process may use. */
+export function checkPoolSize (threads: number | undefined): number {
+  return threads ?? availableParallelism()
+}
+
+export interface CheckPoolOptions {
+  /** Worker threads; at least 1 (0 means no pool: the caller checks inline). */
+  size: number
+  /** A worker that stopped unexpectedly (its uploads fail with a 500, a new one replaces it). */
+  onWorkerExit?: (error: Error) => void
+}
+
+interface Slot {
+  worker: Worker
+  checks: Map<number, PooledCheck>
+  online: boolean
+}
+
+// Under tsx (tests, `npm run dev`) this module is the .ts source and so is its sibling;
+// the build compiles both to .js.
+const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './check-worker.ts' : './check-worker.js', import.meta.url)
+
+/** Exported as a symbol, like the validator's kTrackedIds: tests reach the threads (to kill one). */
+export const kWorkers: unique symbol = Symbol('CheckPool.workers')
+
+export class CheckPool {
+  readonly #slots: Array<Slot | null>
+  readonly #onWorkerExit: ((error: Error) => void) | undefined
+  #nextId = 1
+  #nextToken = 1
+  readonly #pendingCounts = new Map<number, (count: number) => void>()
+  #closed = false
+
+  constructor (options: CheckPoolOptions) {
+    if (!Number.isSafeInteger(options.size) || options.size < 1) throw new RangeError(`a check pool needs at least one worker, got ${options.size}`)
+    this.#onWorkerExit = options.onWorkerExit
+    this.#slots = Array.from({ length: options.size }, () => null)
+    for (let i = 0; i < options.size; i++) this.#slots[i] = this.#start(i)
+  }
+
+  get size (): number {
+    return this.#slots.length
+  }
+
+  get [kWorkers] (): Worker[] {
+    return this.#slots.flatMap((slot) => slot === null ? [] : [slot.worker])
+  }
+
+  /**
+   * A check on the least busy worker; null when no worker runs (every one failed to
+   * start), and the caller checks inline.
+   */
+  open (validator: BatchValidatorOptions | null): UploadCheck | null {
+    let best: Slot | null = null
+    for (const slot of this.#slots) {
+      if (slot !== null && (best === null || slot.checks.size < best.checks.size)) best = slot
+    }
+    if (best === null || this.#closed) return null
+    const id = this.#nextId++
+    const check = new PooledCheck(id, best)
+    best.checks.set(id, check)
+    post(best, { type: 'open', id, validator })
+    return check
+  }
+
+  /** Checks each worker holds, asked of the workers themselves (tests: aborted uploads leave none). */
+  async sessions (): Promise<number[]> {
+    return await Promise.all(this.#slots.map(async (slot) => {
+      if (slot === null) return 0
+      const token = this.#nextToken++
+      const answered = new Promise<number>((resolve) => { this.#pendingCounts.set(token, resolve) })
+      post(slot, { type: 'sessions', token })
+      return await answered
+    }))
+  }
+
+  async close (): Promise<void> {
+    this.#closed = true
+    const slots = this.#slots.filter((slot) => slot !== null)
+    this.#slots.fill(null)
+    await Promise.all(slots.map(async (slot) => {
+      for (const check of slot.checks.values()) check.fail(ERRORS.internal(new Error('the upload check pool closed')))
+      await slot.worker.terminate()
+    }))
+  }
+
+  #start (index: number): Slot {
+    const worker = new Worker(WORKER_URL, { resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } })
+    const slot: Slot = { worker, checks: new Map(), online: false }
+    // Idle workers must not keep a process alive; an upload in flight holds its socket.
+    worker.unref()
+    worker.on('online', () => { slot.online = true })
+    worker.on('message', (message: FromWorker) => { this.#receive(slot, message) })
+    let cause: Error | undefined
+    // Without a listener a worker's uncaught error would be thrown on the event loop.
+    worker.on('error', (error) => { cause = error })
+    worker.on('exit', (code) => {
+      if (this.#slots[index] !== slot) return
+      const error = new Error(`an upload check worker stopped (exit code ${code})${cause === undefined ? '' : `: ${cause.message}`}`, { cause })
+      for (const check of slot.checks.values()) check.fail(ERRORS.internal(error))
+      // A worker that never came up would fail again at once: leave its place empty
+      // (uploads go to the others, or inline) rather than respawn in a loop.
+      this.#slots[index] = slot.online && !this.#closed ? this.#start(index) : null
+      this.#onWorkerExit?.(error)
+    })
+    return slot
+  }
+
+  #receive (slot: Slot, message: FromWorker): void {
+    if (message.type === 'sessions') {
+      this.#pendingCounts.get(message.token)?.(message.count)
+      this.#pendingCounts.delete(message.token)
+      return
+    }
+    const check = slot.checks.get(message.id)
+    // Slices of a closed check come back after it: nothing waits for them.
+    if (check === undefined) return
+    if (message.type === 'ack') check.acked(message.buffer, message.errorCount)
+    else if (message.type === 'result') check.finished(message)
+    else check.fail(ERRORS.internal(new Error(`the upload check failed in its worker: ${message.message}`)))
+  }
+}
+
+function post (slot: Slot, message: ToWorker, transfer: ArrayBuffer[] = []): void {
+  slot.worker.postMessage(message, transfer)
+}
+
+interface Deferred<T> {
+  promise: Promise<T>
+  resolve: (value: T) => void
+  reject: (error: Error) => void
+}
+
+function deferred<T> (): Deferred<T> {
+  let resolve!: (value: T) => void
+  let reject!: (error: Error) => void
+  const promise = new Promise<T>((res, rej) => { resolve = res; reject = rej })
+  // Rejected when the worker dies, whether or not anyone has asked yet.
+  promise.catch(() => {})
+  return { promise, resolve, reject }
+}
+
+class PooledCheck implements UploadCheck {
+  readonly #id: number
+  readonly #slot: Slot
+  readonly #free: Buffer[] = []
+  #allocated = 0
+  #staging: Buffer | null = null
+  #fill = 0
+  #errorCount = 0
+  #failure: Error | null = null
+  #freed: Deferred<void> | null = null
+  readonly #result = deferred<CheckResult>()
+  #over = false
+
+  constructor (id: number, slot: Slot) {
+    this.#id = id
+    this.#slot = slot
+  }
+
+  get errorCount (): number {
+    return this.#errorCount
+  }
+
+  write (chunk: Buffer): Promise<void> | undefined {
+    if (this.#failure !== null) return Promise.reject(this.#failure)
+    let offset = 0
+    while (offset < chunk.length) {
+      const staging = this.#staging ?? this.#take()
+      // Every slice is with the worker: the upload waits for one to come back.
+      if (staging === null) return this.#writeLater(chunk.subarray(offset))
+      const copied = chunk.copy(staging, this.#fill, offset)
+      this.#fill += copied
+      offset += copied
+      if (this.#fill === staging.length) this.#post()
+    }
+    return undefined
+  }
+
+  dropValidator (): void {
+    if (!this.#over) post(this.#slot, { type: 'drop', id: this.#id })
+  }
+
+  async end (): Promise<CheckResult> {
+    if (this.#failure !== null) throw this.#failure
+    if (this.#fill > 0) this.#post()
+    post(this.#slot, { type: 'end', id: this.#id })
+    return await this.#result.promise
+  }
+
+  close (): void {
+    if (this.#over) return
+    this.#over = true
+    this.#slot.checks.delete(this.#id)
+    post(this.#slot, { type: 'close', id: this.#id })
+    this.#freed?.reject(ERRORS.internal(new Error('the upload check was closed')))
+  }
+
+  acked (buffer: ArrayBuffer, errorCount: number): void {
+    this.#errorCount = errorCount
+    this.#free.push(Buffer.from(buffer))
+    const freed = this.#freed
+    this.#freed = null
+    freed?.resolve()
+  }
+
+  finished (message: { sha256: string, validation?: BatchValidationResult }): void {
+    this.#over = true
+    this.#slot.checks.delete(this.#id)
+    this.#result.resolve(message.validation === undefined ? { sha256: message.sha256 } : { sha256: message.sha256, validation: message.validation })
+  }
+
+  fail (error: Error): void {
+    if (this.#failure !== null) return
+    this.#failure = error
+    this.#over = true
+    this.#slot.checks.delete(this.#id)
+    this.#freed?.reject(error)
+    this.#result.reject(error)
+  }
+
+  #take (): Buffer | null {
+    let buffer = this.#free.pop()
+    if (buffer === undefined && this.#allocated < SLICES) {
+      this.#allocated++
+      // Its own ArrayBuffer (never the shared pool's), so the whole of it can be transferred.
+      buffer = Buffer.allocUnsafeSlow(SLICE_BYTES)
+    }
+    if (buffer === undefined) return null
+    this.#staging = buffer
+    this.#fill = 0
+    return buffer
+  }
+
+  #post (): void {
+    const staging = this.#staging
+    if (staging === null) return
+    const buffer = staging.buffer as ArrayBuffer
+    post(this.#slot, { type: 'data', id: this.#id, buffer, length: this.#fill }, [buffer])
+    this.#staging = null
+    this.#fill = 0
+  }
+
+  async #writeLater (rest: Buffer): Promise<void> {
+    this.#freed ??= deferred<void>()
+    await this.#freed.promise
+    const again = this.write(rest)
+    if (again !== undefined) await again
+  }
+}
