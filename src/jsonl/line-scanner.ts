@@ -1,5 +1,3 @@
-import type { Buffer } from 'node:buffer'
-
 /**
  * A byte-level check of one batch line: the whole JSON grammar (RFC 8259 as V8's
  * `JSON.parse` takes it) and UTF-8, without building the objects `JSON.parse` builds.
@@ -86,8 +84,15 @@ const WS = new Uint8Array(256)
 for (const b of [0x20, 0x09, 0x0a, 0x0d]) WS[b] = 1
 
 const ascii = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0))
-const TOP_KEYS: ReadonlyArray<[Uint8Array, number]> = [[ascii('custom_id'), S_CUSTOM_ID], [ascii('method'), S_METHOD], [ascii('url'), S_URL], [ascii('body'), S_BODY]]
-const BODY_KEYS: ReadonlyArray<[Uint8Array, number]> = [[ascii('model'), S_MODEL], [ascii('stream'), S_STREAM], [ascii('messages'), S_MESSAGES], [ascii('input'), S_INPUT], [ascii('prompt'), S_PROMPT]]
+const CUSTOM_ID = ascii('custom_id')
+const METHOD = ascii('method')
+const URL = ascii('url')
+const BODY = ascii('body')
+const MODEL = ascii('model')
+const STREAM = ascii('stream')
+const MESSAGES = ascii('messages')
+const INPUT = ascii('input')
+const PROMPT = ascii('prompt')
 const ROLE_KEY = ascii('role')
 const TRUE = ascii('true')
 const FALSE = ascii('false')
@@ -103,11 +108,25 @@ export function bytesEqual (buf: Uint8Array, start: number, end: number, pattern
   return true
 }
 
-function slotOf (keys: ReadonlyArray<[Uint8Array, number]>, buf: Uint8Array, start: number, end: number): number {
-  for (const [key, slot] of keys) {
-    if (bytesEqual(buf, start, end, key)) return slot
+/** The slot of a top-level key (bytes `start` to `end`), or -1; by length first, as it runs for every key. */
+function topSlot (buf: Uint8Array, start: number, end: number): number {
+  switch (end - start) {
+    case 9: return bytesEqual(buf, start, end, CUSTOM_ID) ? S_CUSTOM_ID : -1
+    case 6: return bytesEqual(buf, start, end, METHOD) ? S_METHOD : -1
+    case 3: return bytesEqual(buf, start, end, URL) ? S_URL : -1
+    case 4: return bytesEqual(buf, start, end, BODY) ? S_BODY : -1
+    default: return -1
   }
-  return -1
+}
+
+/** The slot of a body key, or -1. */
+function bodySlot (buf: Uint8Array, start: number, end: number): number {
+  switch (end - start) {
+    case 5: return bytesEqual(buf, start, end, MODEL) ? S_MODEL : bytesEqual(buf, start, end, INPUT) ? S_INPUT : -1
+    case 6: return bytesEqual(buf, start, end, STREAM) ? S_STREAM : bytesEqual(buf, start, end, PROMPT) ? S_PROMPT : -1
+    case 8: return bytesEqual(buf, start, end, MESSAGES) ? S_MESSAGES : -1
+    default: return -1
+  }
 }
 
 /** Bytes `start` to `end` of `buf` are exactly the ASCII `word` at `p`, e.g. `true`. */
@@ -163,8 +182,6 @@ export class LineScanner {
   messagesClean = true
   readonly #roles: Uint8Array[]
   readonly #stack = new Uint8Array(MAX_DEPTH)
-  // Set by #string: whether the string just read had an escape.
-  #hadEscape = false
   // Set by #key: what the value after the key is to the rules.
   #context = C_NONE
   #slot = -1
@@ -197,14 +214,14 @@ export class LineScanner {
       if (context === C_TOP && c !== LBRACE) return false
       let kind: number
       if (c === QUOTE) {
-        const q = this.#string(buf, p + 1, end)
+        const q = scanString(buf, p + 1, end)
         if (q < 0) return false
         if (context === C_SLOT) {
           this.starts[slot] = p + 1
           this.ends[slot] = q
-          this.escaped[slot] = this.#hadEscape ? 1 : 0
+          this.escaped[slot] = hadEscape ? 1 : 0
         } else if (context === C_ROLE) {
-          this.#roleKnown = !this.#hadEscape && this.#isRole(buf, p + 1, q)
+          this.#roleKnown = !hadEscape && this.#isRole(buf, p + 1, q)
         }
         kind = K_STRING
         p = q + 1
@@ -310,12 +327,12 @@ export class LineScanner {
   #key (buf: Uint8Array, p: number, end: number, role: number): number {
     p = skipWs(buf, p, end)
     if (p >= end || buf[p] !== QUOTE) return -1
-    const q = this.#string(buf, p + 1, end)
-    if (q < 0 || this.#hadEscape) return -1
+    const q = scanString(buf, p + 1, end)
+    if (q < 0 || hadEscape) return -1
     this.#context = C_NONE
     this.#slot = -1
     if (role === R_TOP || role === R_BODY) {
-      const slot = slotOf(role === R_TOP ? TOP_KEYS : BODY_KEYS, buf, p + 1, q)
+      const slot = role === R_TOP ? topSlot(buf, p + 1, q) : bodySlot(buf, p + 1, q)
       if (slot >= 0) {
         // A kind already set means the key came before (every value sets one).
         if (this.kinds[slot] !== K_ABSENT) return -1
@@ -342,40 +359,47 @@ export class LineScanner {
     return false
   }
 
-  /**
-   * The position of the closing quote of the string whose content starts at `p`, or -1:
-   * raw control characters, bad escapes and ill-formed UTF-8 are refused. Sets #hadEscape.
-   */
-  #string (buf: Uint8Array, p: number, end: number): number {
-    let escape = false
-    while (p < end) {
-      const cls = STRING_CLASS[buf[p]!]
-      if (cls === 0) {
-        p++
-      } else if (cls === 1) {
-        this.#hadEscape = escape
-        return p
-      } else if (cls === 2) {
-        escape = true
-        if (p + 1 >= end) return -1
-        const e = buf[p + 1]!
-        if (e === 0x75) {
-          // \uXXXX; a lone surrogate is valid JSON (JSON.parse makes a lone UTF-16 unit).
-          if (p + 6 > end || HEX[buf[p + 2]!] !== 1 || HEX[buf[p + 3]!] !== 1 || HEX[buf[p + 4]!] !== 1 || HEX[buf[p + 5]!] !== 1) return -1
-          p += 6
-        } else if (SIMPLE_ESCAPE[e] === 1) {
-          p += 2
-        } else {
-          return -1
-        }
-      } else if (cls === 3) {
-        return -1
-      } else {
-        p = utf8Sequence(buf, p, end)
-        if (p < 0) return -1
-      }
+}
+
+// Set by scanString: whether the string just read had an escape (a module variable, not a
+// returned object, so reading a string allocates nothing).
+let hadEscape = false
+
+/**
+ * The position of the closing quote of the string whose content starts at `p`, or -1:
+ * raw control characters, bad escapes and ill-formed UTF-8 are refused. Sets hadEscape.
+ */
+function scanString (buf: Uint8Array, p: number, end: number): number {
+  let escape = false
+  const table = STRING_CLASS
+  for (;;) {
+    // Nearly all of a line is string content: this loop is the scanner's speed.
+    let cls = 0
+    while (p < end && (cls = table[buf[p]!]!) === 0) p++
+    if (p >= end) return -1
+    if (cls === 1) {
+      hadEscape = escape
+      return p
     }
-    return -1
+    if (cls === 2) {
+      escape = true
+      if (p + 1 >= end) return -1
+      const e = buf[p + 1]!
+      if (e === 0x75) {
+        // \uXXXX; a lone surrogate is valid JSON (JSON.parse makes a lone UTF-16 unit).
+        if (p + 6 > end || HEX[buf[p + 2]!] !== 1 || HEX[buf[p + 3]!] !== 1 || HEX[buf[p + 4]!] !== 1 || HEX[buf[p + 5]!] !== 1) return -1
+        p += 6
+      } else if (SIMPLE_ESCAPE[e] === 1) {
+        p += 2
+      } else {
+        return -1
+      }
+    } else if (cls === 3) {
+      return -1
+    } else {
+      p = utf8Sequence(buf, p, end)
+      if (p < 0) return -1
+    }
   }
 }
 
