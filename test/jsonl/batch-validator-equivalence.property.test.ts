@@ -44,12 +44,16 @@ const numberArb = fc.oneof(
 )
 const deepArb = fc.constantFrom(998, 999, 1000, 1001, 1500).map((d) => '['.repeat(d) + ']'.repeat(d))
 const scalarArb = fc.oneof(stringArb, numberArb, fc.constantFrom('true', 'false', 'null'))
+// Near misses: what JSON.parse refuses although it looks like a value (a raw tab in a string included).
+const nearMissArb = fc.constantFrom('01', '-01', '00', '1.', '-', '.5', '1e', '1e+', '+1', '0x1', 'NaN', 'Infinity', '-Infinity', 'tru', 'nulll', 'True',
+  '[1,]', '[,1]', '{"a":1,}', '{,}', '{"a" 1}', '{"a":}', '[1 2]', "'a'", '"a\tb"', '"\u0000"', '"\u001f"', '"\\x41"', '"\\u12"', '"\\U0041"', '"\\ud800\\u12"', '"a', '[', '{')
 
 /** Any JSON value, written with whitespace drawn from `ws`. */
 const valueArb: fc.Arbitrary<string> = fc.letrec((tie) => ({
   value: fc.oneof({ depthSize: 'small', withCrossShrink: true },
     { weight: 6, arbitrary: scalarArb },
     { weight: 1, arbitrary: deepArb },
+    { weight: 1, arbitrary: nearMissArb },
     { weight: 2, arbitrary: fc.tuple(fc.array(fc.tuple(ws, tie('value'), ws), { maxLength: 3 })).map(([items]) => `[${items.map(([a, v, c]) => a + v + c).join(',')}]`) },
     { weight: 2, arbitrary: fc.array(fc.tuple(stringArb, ws, tie('value')), { maxLength: 3 }).map((members) => `{${members.map(([k, s, v]) => `${k}${s}:${s}${v}`).join(',')}}`) })
 })).value
@@ -107,19 +111,26 @@ function requestArb (wild: boolean): fc.Arbitrary<string> {
 const tokenArb = fc.constantFrom(',', '}', ']', '{', '[', '"', '\\', '\\u', '\\ud800', '\\x', '01', '1.', '-', '.5', '1e', '+1', '1e400',
   ',]', ',}', ':', 'tru', 'nul', ' ', '\t', '\r', '\u0000', '\u001f', '\u007f', '\ufeff', '\u2028', '"custom_id":"dup",', '"body":{},', '"role":"user",')
 const rawBytesArb = fc.constantFrom([0xff], [0x80], [0xc0, 0xaf], [0xc2], [0xe2, 0x82], [0xed, 0xa0, 0x80], [0xed, 0xbf, 0xbf], [0xf4, 0x90, 0x80, 0x80], [0xf0, 0x8f, 0xbf, 0xbf], [0xef, 0xbf, 0xbf], [0xf8, 0x88, 0x80, 0x80, 0x80])
-type Mutation = { kind: 'none' } | { kind: 'flip', at: number, bit: number } | { kind: 'cut', at: number } | { kind: 'insert', at: number, bytes: Buffer } | { kind: 'delete', at: number }
+type Mutation = { kind: 'none' } | { kind: 'member', at: number, value: string } | { kind: 'flip', at: number, bit: number } | { kind: 'cut', at: number } | { kind: 'insert', at: number, bytes: Buffer } | { kind: 'delete', at: number }
 const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
   { weight: 10, arbitrary: fc.constant<Mutation>({ kind: 'none' }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('cut' as const), at: fc.nat() }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('insert' as const), at: fc.nat(), bytes: fc.oneof(tokenArb.map((s) => Buffer.from(s)), rawBytesArb.map((a) => Buffer.from(a))) }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('delete' as const), at: fc.nat() }) }
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('delete' as const), at: fc.nat() }) },
+  // A near miss as one more member of one of the line's objects, so the rest of the line stays clean.
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('member' as const), at: fc.nat(), value: fc.oneof(nearMissArb, nearMissArb.map((v) => `[${v}]`)) }) }
 )
 
 function mutate (line: Buffer, m: Mutation): Buffer {
   if (m.kind === 'none' || line.length === 0) return line
   const at = m.at % (line.length + 1)
   switch (m.kind) {
+    case 'member': {
+      const braces = [...line.keys()].filter((i) => line[i] === 0x7b)
+      const i = braces.length === 0 ? 0 : braces[m.at % braces.length]! + 1
+      return Buffer.concat([line.subarray(0, i), Buffer.from(`"zz":${m.value},`), line.subarray(i)])
+    }
     case 'flip': {
       const out = Buffer.from(line)
       const i = m.at % line.length
