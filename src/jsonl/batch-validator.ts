@@ -177,7 +177,9 @@ export class BatchValidator {
       !(fieldKind === K_ARRAY && scanner.messageCount > 0 && scanner.messagesClean)) return false
     // Decided: from here on the line is checked as #checkRequest would.
     const method = this.#isUnescaped(S_METHOD, POST, buf) ? 'POST' : this.#scannedValue(buf, S_METHOD)
-    this.#checkHead(this.#scannedValue(buf, S_CUSTOM_ID), method, url, n)
+    this.#checkScannedId(buf, n)
+    this.#checkMethod(method, n)
+    this.#checkUrl(url, n)
     if (bodyKind !== K_OBJECT) {
       this.#missingBody(n)
       return true
@@ -187,6 +189,24 @@ export class BatchValidator {
     if (fieldSlot !== -1 && (fieldKind === K_ABSENT || fieldKind === K_NULL)) this.#missingField(field!, url as string, n)
     this.#rememberBytes()
     return true
+  }
+
+  /**
+   * #checkCustomId for the scanned id. The common id, plain ASCII of 1 to 512 characters,
+   * passes every check but the duplicate one, which the id set answers from its bytes
+   * (no string decoded); any other id is decoded and checked as a string.
+   */
+  #checkScannedId (buf: Buffer, n: number): void {
+    const scanner = this.#scanner
+    const start = scanner.starts[S_CUSTOM_ID]!
+    const end = scanner.ends[S_CUSTOM_ID]!
+    if (scanner.kinds[S_CUSTOM_ID] !== K_STRING || scanner.escaped[S_CUSTOM_ID] !== 0 || scanner.high[S_CUSTOM_ID] !== 0 ||
+      end === start || end - start > MAX_CUSTOM_ID_CHARS) {
+      this.#checkCustomId(this.#scannedValue(buf, S_CUSTOM_ID), n)
+      return
+    }
+    const first = this.#requests > this.#maxRequests ? this.#ids.firstLineAscii(buf, start, end) : this.#ids.firstLineOrAddAscii(buf, start, end, n)
+    if (first !== 0) this.#duplicateId(buf.toString('latin1', start, end), first, n)
   }
 
   /** Whether the slot holds an escape-free string whose bytes are `bytes`. */
@@ -288,12 +308,16 @@ export class BatchValidator {
   /** custom_id, method and url, in that order; returns #checkUrl's answer. */
   #checkHead (id: unknown, method: unknown, url: unknown, n: number): string | null {
     this.#checkCustomId(id, n)
+    this.#checkMethod(method, n)
+    return this.#checkUrl(url, n)
+  }
+
+  #checkMethod (method: unknown, n: number): void {
     if (method !== 'POST') {
       this.#error('invalid_method', n, 'method', isAbsent(method)
         ? `line ${n}: method is missing; set "method": "POST".`
         : `line ${n}: method must be "POST", got ${describe(method)}.`)
     }
-    return this.#checkUrl(url, n)
   }
 
   #missingBody (n: number): void {
@@ -329,7 +353,11 @@ export class BatchValidator {
     // Past the limit the file is refused anyway: its ids are still compared with the
     // recorded ones, but never kept, so the set holds at most maxRequests ids (issue #9).
     const first = this.#requests > this.#maxRequests ? this.#ids.firstLine(id) : this.#ids.firstLineOrAdd(id, n)
-    if (first !== 0) this.#error('duplicate_custom_id', n, 'custom_id', `line ${n}: custom_id ${quote(id)} already used on line ${first}; custom_id must be unique within the file.`)
+    if (first !== 0) this.#duplicateId(id, first, n)
+  }
+
+  #duplicateId (id: string, first: number, n: number): void {
+    this.#error('duplicate_custom_id', n, 'custom_id', `line ${n}: custom_id ${quote(id)} already used on line ${first}; custom_id must be unique within the file.`)
   }
 
   /** Returns the line's url when it is allowed, so body checks can follow that endpoint. */

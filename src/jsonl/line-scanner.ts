@@ -176,6 +176,8 @@ export class LineScanner {
   readonly starts = new Int32Array(SLOTS)
   readonly ends = new Int32Array(SLOTS)
   readonly escaped = new Uint8Array(SLOTS)
+  /** Per string slot: 1 when it has a byte ≥ 0x80 (so it is not ASCII). */
+  readonly high = new Uint8Array(SLOTS)
   /** Entries of body.messages when it is an array. */
   messageCount = 0
   /** Every body.messages entry is an object with exactly one role, an unescaped well-known one. */
@@ -220,6 +222,7 @@ export class LineScanner {
           this.starts[slot] = p + 1
           this.ends[slot] = q
           this.escaped[slot] = hadEscape ? 1 : 0
+          this.high[slot] = hadHigh ? 1 : 0
         } else if (context === C_ROLE) {
           this.#roleKnown = !hadEscape && this.#isRole(buf, p + 1, q)
         }
@@ -364,6 +367,8 @@ export class LineScanner {
 // Set by scanString: whether the string just read had an escape (a module variable, not a
 // returned object, so reading a string allocates nothing).
 let hadEscape = false
+// And whether it had a byte ≥ 0x80.
+let hadHigh = false
 
 /**
  * The position of the closing quote of the string whose content starts at `p`, or -1:
@@ -371,6 +376,7 @@ let hadEscape = false
  */
 function scanString (buf: Uint8Array, p: number, end: number): number {
   let escape = false
+  let high = false
   const table = STRING_CLASS
   for (;;) {
     // Nearly all of a line is string content: this loop is the scanner's speed.
@@ -379,6 +385,7 @@ function scanString (buf: Uint8Array, p: number, end: number): number {
     if (p >= end) return -1
     if (cls === 1) {
       hadEscape = escape
+      hadHigh = high
       return p
     }
     if (cls === 2) {
@@ -397,6 +404,7 @@ function scanString (buf: Uint8Array, p: number, end: number): number {
     } else if (cls === 3) {
       return -1
     } else {
+      high = true
       p = utf8Sequence(buf, p, end)
       if (p < 0) return -1
     }
