@@ -111,13 +111,15 @@ function requestArb (wild: boolean): fc.Arbitrary<string> {
 const tokenArb = fc.constantFrom(',', '}', ']', '{', '[', '"', '\\', '\\u', '\\ud800', '\\x', '01', '1.', '-', '.5', '1e', '+1', '1e400',
   ',]', ',}', ':', 'tru', 'nul', ' ', '\t', '\r', '\u0000', '\u001f', '\u007f', '\ufeff', '\u2028', '"custom_id":"dup",', '"body":{},', '"role":"user",')
 const rawBytesArb = fc.constantFrom([0xff], [0x80], [0xc0, 0xaf], [0xc2], [0xe2, 0x82], [0xed, 0xa0, 0x80], [0xed, 0xbf, 0xbf], [0xf4, 0x90, 0x80, 0x80], [0xf0, 0x8f, 0xbf, 0xbf], [0xef, 0xbf, 0xbf], [0xf8, 0x88, 0x80, 0x80, 0x80])
-type Mutation = { kind: 'none' } | { kind: 'member', at: number, value: string } | { kind: 'flip', at: number, bit: number } | { kind: 'cut', at: number } | { kind: 'insert', at: number, bytes: Buffer } | { kind: 'delete', at: number }
+type Mutation = { kind: 'none' } | { kind: 'member', at: number, value: string } | { kind: 'escape-quote', at: number } | { kind: 'flip', at: number, bit: number } | { kind: 'cut', at: number } | { kind: 'insert', at: number, bytes: Buffer } | { kind: 'delete', at: number }
 const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
   { weight: 10, arbitrary: fc.constant<Mutation>({ kind: 'none' }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('cut' as const), at: fc.nat() }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('insert' as const), at: fc.nat(), bytes: fc.oneof(tokenArb.map((s) => Buffer.from(s)), rawBytesArb.map((a) => Buffer.from(a))) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('delete' as const), at: fc.nat() }) },
+  // A backslash before one of the quotes: a closing quote escaped, the string then runs on (or to the end).
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('escape-quote' as const), at: fc.nat() }) },
   // A near miss as one more member of one of the line's objects, so the rest of the line stays clean.
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('member' as const), at: fc.nat(), value: fc.oneof(nearMissArb, nearMissArb.map((v) => `[${v}]`)) }) }
 )
@@ -126,6 +128,13 @@ function mutate (line: Buffer, m: Mutation): Buffer {
   if (m.kind === 'none' || line.length === 0) return line
   const at = m.at % (line.length + 1)
   switch (m.kind) {
+    case 'escape-quote': {
+      const quotes = [...line.keys()].filter((i) => line[i] === 0x22)
+      if (quotes.length === 0) return line
+      // Often one of the last quotes: an escaped closing quote near the line's end.
+      const i = (m.at & 1) === 0 ? quotes[m.at % quotes.length]! : quotes[Math.max(0, quotes.length - 1 - (m.at >> 1) % 3)]!
+      return Buffer.concat([line.subarray(0, i), Buffer.from('\\'), line.subarray(i)])
+    }
     case 'member': {
       const braces = [...line.keys()].filter((i) => line[i] === 0x7b)
       const i = braces.length === 0 ? 0 : braces[m.at % braces.length]! + 1
@@ -149,8 +158,17 @@ const fileArb = fc.record({
   maxRequests: fc.oneof({ weight: 4, arbitrary: fc.constant(50000) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 4 }) }),
   maxReported: fc.oneof({ weight: 4, arbitrary: fc.constant(100) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 3 }) }),
   maxLineBytes: fc.oneof({ weight: 6, arbitrary: fc.constant(1024 * 1024) }, { weight: 1, arbitrary: fc.integer({ min: 20, max: 300 }) }),
-  urls: fc.oneof({ weight: 6, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.constant(['/v1/chat/completions', '/v1/other']) })
+  urls: fc.oneof({ weight: 6, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.constant(['/v1/chat/completions', '/v1/other']) }),
+  // Where the file starts in its ArrayBuffer: the scanner reads aligned 4-byte words.
+  shift: fc.integer({ min: 0, max: 7 })
 })
+
+/** The bytes as one chunk starting `shift` bytes into a fresh ArrayBuffer. */
+function shifted (bytes: Buffer, shift: number): Buffer {
+  const whole = Buffer.from(new ArrayBuffer(bytes.length + shift))
+  bytes.copy(whole, shift)
+  return whole.subarray(shift)
+}
 
 t.test('generated and mutated files: the reference verdict, in any chunking', async (t) => {
   const stats = { lines: 0, clean: 0, valid: 0 }
@@ -161,6 +179,7 @@ t.test('generated and mutated files: the reference verdict, in any chunking', as
       ...(spec.urls === undefined ? {} : { allowedUrls: spec.urls })
     })
     const result = assertSameVerdict(chunk(bytes, chunking), opts)
+    assertSameVerdict(shifted(bytes, spec.shift), opts)
     if (result.errorCount === result.errors.length) {
       stats.lines += result.requests
       stats.clean += result.requests - new Set(result.errors.map((e) => e.line)).size
