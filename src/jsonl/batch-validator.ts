@@ -1,9 +1,13 @@
 import { isUtf8 } from 'node:buffer'
-import type { Buffer } from 'node:buffer'
+import { Buffer } from 'node:buffer'
 import type { BatchError } from '../../schemas/batch-error.js'
 import { CustomIdSet } from './custom-id-set.js'
 import { describe, quote, truncate } from './batch-messages.js'
 import { LineSplitter } from './line-splitter.js'
+import {
+  K_ABSENT, K_ARRAY, K_FALSE, K_NULL, K_NUMBER, K_OBJECT, K_STRING, K_TRUE, LineScanner, bytesEqual,
+  S_BODY, S_CUSTOM_ID, S_INPUT, S_MESSAGES, S_METHOD, S_MODEL, S_PROMPT, S_STREAM, S_URL
+} from './line-scanner.js'
 
 /** Endpoints OpenAI's Batch API accepts (https://platform.openai.com/docs/api-reference/batch/create). */
 export const DEFAULT_BATCH_URLS: readonly string[] = ['/v1/chat/completions', '/v1/embeddings', '/v1/completions', '/v1/responses', '/v1/moderations']
@@ -40,6 +44,9 @@ const ROLE_LIST = [...MESSAGE_ROLES].join(', ')
 const REQUIRED_BODY_FIELD: ReadonlyMap<string, string> = new Map(Object.entries({
   '/v1/chat/completions': 'messages', '/v1/embeddings': 'input', '/v1/moderations': 'input', '/v1/responses': 'input', '/v1/completions': 'prompt'
 }))
+/** The scanner's slot of each required field. */
+const FIELD_SLOT: ReadonlyMap<string, number> = new Map([['messages', S_MESSAGES], ['input', S_INPUT], ['prompt', S_PROMPT]])
+const POST = Buffer.from('POST')
 
 /**
  * Validates an OpenAI Batch input file in one streaming pass. Every line is checked even
@@ -82,6 +89,13 @@ export class BatchValidator {
   #blankStart = 0
   #blankCount = 0
   #result: BatchValidationResult | null = null
+  readonly #scanner = new LineScanner(MESSAGE_ROLES)
+  // The UTF-8 bytes of #url and #model once known, so the scanned path compares a line's
+  // bytes with them instead of decoding the same string on every line. Only set when
+  // the bytes decode back to the very string (a lone surrogate would not).
+  #urlBytes: Buffer | null = null
+  #modelBytes: Buffer | null = null
+  #bytesKnown = false
 
   constructor (opts: BatchValidatorOptions) {
     this.#maxRequests = opts.maxRequests
@@ -136,6 +150,98 @@ export class BatchValidator {
       return
     }
     this.#startRequest(n)
+    if (this.#scanner.scan(buf, start, end) && this.#checkScanned(buf, n)) return
+    this.#parseLine(buf, start, end, n)
+  }
+
+  /**
+   * The rules over what the scanner read, when that is enough to apply them: every value
+   * they read is then a string, a literal, absent, or (body, body.messages) the object or
+   * array the scanner vouched for; the same #check methods word every error. Returns
+   * false, having recorded nothing, for a line that needs the parsed request (a value
+   * that `describe` names by its shape, a bad messages entry): #parseLine decides it.
+   */
+  #checkScanned (buf: Buffer, n: number): boolean {
+    const scanner = this.#scanner
+    const kinds = scanner.kinds
+    const bodyKind = kinds[S_BODY]!
+    if (!isLiteral(kinds[S_CUSTOM_ID]!) || !isLiteral(kinds[S_METHOD]!) || !isLiteral(kinds[S_URL]!) ||
+      (bodyKind !== K_OBJECT && bodyKind !== K_ABSENT && bodyKind !== K_NULL) ||
+      (bodyKind === K_OBJECT && !isLiteral(kinds[S_MODEL]!))) return false
+    const url = this.#urlBytes !== null && this.#isUnescaped(S_URL, this.#urlBytes, buf) ? this.#url : this.#scannedValue(buf, S_URL)
+    // What #checkUrl returns: the url when allowed, even one that differs from line 1's.
+    const field = typeof url === 'string' && this.#allowedUrls.has(url) ? REQUIRED_BODY_FIELD.get(url) : undefined
+    const fieldSlot = field === undefined || bodyKind !== K_OBJECT ? -1 : FIELD_SLOT.get(field)!
+    const fieldKind = fieldSlot === -1 ? K_ABSENT : kinds[fieldSlot]!
+    if (field === 'messages' && fieldKind !== K_ABSENT && fieldKind !== K_NULL &&
+      !(fieldKind === K_ARRAY && scanner.messageCount > 0 && scanner.messagesClean)) return false
+    // Decided: from here on the line is checked as #checkRequest would.
+    const method = this.#isUnescaped(S_METHOD, POST, buf) ? 'POST' : this.#scannedValue(buf, S_METHOD)
+    this.#checkScannedId(buf, n)
+    this.#checkMethod(method, n)
+    this.#checkUrl(url, n)
+    if (bodyKind !== K_OBJECT) {
+      this.#missingBody(n)
+      return true
+    }
+    this.#checkModel(this.#modelBytes !== null && this.#isUnescaped(S_MODEL, this.#modelBytes, buf) ? this.#model : this.#scannedValue(buf, S_MODEL), n)
+    if (kinds[S_STREAM] === K_TRUE) this.#streamError(n)
+    if (fieldSlot !== -1 && (fieldKind === K_ABSENT || fieldKind === K_NULL)) this.#missingField(field!, url as string, n)
+    this.#rememberBytes()
+    return true
+  }
+
+  /**
+   * #checkCustomId for the scanned id. The common id, plain ASCII of 1 to 512 characters,
+   * passes every check but the duplicate one, which the id set answers from its bytes
+   * (no string decoded); any other id is decoded and checked as a string.
+   */
+  #checkScannedId (buf: Buffer, n: number): void {
+    const scanner = this.#scanner
+    const start = scanner.starts[S_CUSTOM_ID]!
+    const end = scanner.ends[S_CUSTOM_ID]!
+    if (scanner.kinds[S_CUSTOM_ID] !== K_STRING || scanner.escaped[S_CUSTOM_ID] !== 0 || scanner.high[S_CUSTOM_ID] !== 0 ||
+      end === start || end - start > MAX_CUSTOM_ID_CHARS) {
+      this.#checkCustomId(this.#scannedValue(buf, S_CUSTOM_ID), n)
+      return
+    }
+    const first = this.#requests > this.#maxRequests ? this.#ids.firstLineAscii(buf, start, end) : this.#ids.firstLineOrAddAscii(buf, start, end, n)
+    if (first !== 0) this.#duplicateId(buf.toString('latin1', start, end), first, n)
+  }
+
+  /** Whether the slot holds an escape-free string whose bytes are `bytes`. */
+  #isUnescaped (slot: number, bytes: Buffer, buf: Buffer): boolean {
+    const scanner = this.#scanner
+    return scanner.kinds[slot] === K_STRING && scanner.escaped[slot] === 0 && bytesEqual(buf, scanner.starts[slot]!, scanner.ends[slot]!, bytes)
+  }
+
+  /** The value JSON.parse gives for a slot the scanner found absent, a literal or a string. */
+  #scannedValue (buf: Buffer, slot: number): unknown {
+    const scanner = this.#scanner
+    switch (scanner.kinds[slot]) {
+      case K_NULL: return null
+      case K_TRUE: return true
+      case K_FALSE: return false
+      case K_STRING: {
+        const start = scanner.starts[slot]!
+        const end = scanner.ends[slot]!
+        // An escaped string is decoded by JSON.parse itself, quotes included: exact by construction.
+        return scanner.escaped[slot] === 0 ? buf.toString('utf8', start, end) : JSON.parse(buf.toString('utf8', start - 1, end + 1)) as string
+      }
+      default: return undefined
+    }
+  }
+
+  /** Once #url and #model are both set (they never change after), their bytes, once. */
+  #rememberBytes (): void {
+    if (this.#bytesKnown || this.#url === null || this.#model === null) return
+    this.#urlBytes = exactBytes(this.#url)
+    this.#modelBytes = exactBytes(this.#model)
+    this.#bytesKnown = true
+  }
+
+  /** The JSON.parse path: the reference for every line the scanner did not decide. */
+  #parseLine (buf: Buffer, start: number, end: number, n: number): void {
     // Decoding replaces every invalid UTF-8 sequence with U+FFFD, so a text without one
     // was valid: the exact (native) check runs only for the rare line that has one, and
     // V8 answers the search at once for the common one-byte (Latin-1) strings.
@@ -177,17 +283,10 @@ export class BatchValidator {
   }
 
   #checkRequest (request: Record<string, unknown>, n: number): void {
-    this.#checkCustomId(request.custom_id, n)
-    const method = request.method
-    if (method !== 'POST') {
-      this.#error('invalid_method', n, 'method', isAbsent(method)
-        ? `line ${n}: method is missing; set "method": "POST".`
-        : `line ${n}: method must be "POST", got ${describe(method)}.`)
-    }
-    const url = this.#checkUrl(request.url, n)
+    const url = this.#checkHead(request.custom_id, request.method, request.url, n)
     const body = request.body
     if (isAbsent(body)) {
-      this.#error('missing_required_parameter', n, 'body', `line ${n}: body is missing; put the request parameters in a "body" object.`)
+      this.#missingBody(n)
       return
     }
     if (!isObject(body)) {
@@ -195,15 +294,42 @@ export class BatchValidator {
       return
     }
     this.#checkModel(body.model, n)
-    if (body.stream === true) this.#error('streaming_unsupported', n, 'body.stream', `line ${n}: body.stream is true, but batch requests cannot stream; remove it or set it to false.`)
+    if (body.stream === true) this.#streamError(n)
     const field = url === null ? undefined : REQUIRED_BODY_FIELD.get(url)
     if (field === undefined) return
     const value = body[field]
     if (isAbsent(value)) {
-      this.#error('missing_required_parameter', n, `body.${field}`, `line ${n}: body.${field} is missing; ${url} requests need it.`)
+      this.#missingField(field, url!, n)
     } else if (field === 'messages') {
       this.#checkMessages(value, n)
     }
+  }
+
+  /** custom_id, method and url, in that order; returns #checkUrl's answer. */
+  #checkHead (id: unknown, method: unknown, url: unknown, n: number): string | null {
+    this.#checkCustomId(id, n)
+    this.#checkMethod(method, n)
+    return this.#checkUrl(url, n)
+  }
+
+  #checkMethod (method: unknown, n: number): void {
+    if (method !== 'POST') {
+      this.#error('invalid_method', n, 'method', isAbsent(method)
+        ? `line ${n}: method is missing; set "method": "POST".`
+        : `line ${n}: method must be "POST", got ${describe(method)}.`)
+    }
+  }
+
+  #missingBody (n: number): void {
+    this.#error('missing_required_parameter', n, 'body', `line ${n}: body is missing; put the request parameters in a "body" object.`)
+  }
+
+  #streamError (n: number): void {
+    this.#error('streaming_unsupported', n, 'body.stream', `line ${n}: body.stream is true, but batch requests cannot stream; remove it or set it to false.`)
+  }
+
+  #missingField (field: string, url: string, n: number): void {
+    this.#error('missing_required_parameter', n, `body.${field}`, `line ${n}: body.${field} is missing; ${url} requests need it.`)
   }
 
   #checkCustomId (id: unknown, n: number): void {
@@ -227,7 +353,11 @@ export class BatchValidator {
     // Past the limit the file is refused anyway: its ids are still compared with the
     // recorded ones, but never kept, so the set holds at most maxRequests ids (issue #9).
     const first = this.#requests > this.#maxRequests ? this.#ids.firstLine(id) : this.#ids.firstLineOrAdd(id, n)
-    if (first !== 0) this.#error('duplicate_custom_id', n, 'custom_id', `line ${n}: custom_id ${quote(id)} already used on line ${first}; custom_id must be unique within the file.`)
+    if (first !== 0) this.#duplicateId(id, first, n)
+  }
+
+  #duplicateId (id: string, first: number, n: number): void {
+    this.#error('duplicate_custom_id', n, 'custom_id', `line ${n}: custom_id ${quote(id)} already used on line ${first}; custom_id must be unique within the file.`)
   }
 
   /** Returns the line's url when it is allowed, so body checks can follow that endpoint. */
@@ -324,6 +454,17 @@ export class BatchValidator {
 
 function isObject (value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+/** A kind #scannedValue can give exactly: absent, null, true, false or a string. */
+function isLiteral (kind: number): boolean {
+  return kind !== K_ARRAY && kind !== K_OBJECT && kind !== K_NUMBER
+}
+
+/** The string's UTF-8 bytes, or null when they would not decode back to it (lone surrogates). */
+function exactBytes (value: string): Buffer | null {
+  const bytes = Buffer.from(value, 'utf8')
+  return bytes.toString('utf8') === value ? bytes : null
 }
 
 function isAbsent (value: unknown): value is null | undefined {

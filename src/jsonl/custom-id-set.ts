@@ -87,8 +87,29 @@ export class CustomIdSet {
     return this.#find(id, 0, false)
   }
 
+  /**
+   * firstLineOrAdd for an ASCII id given as bytes `start` to `end` of `buf` (the batch
+   * validator's common case: no string is decoded for it). Same fingerprint as the string:
+   * each ASCII byte is one UTF-16 code unit of the same value.
+   */
+  firstLineOrAddAscii (buf: Uint8Array, start: number, end: number, line: number): number {
+    this.#fingerprintAscii(buf, start, end)
+    return this.#probe(line, true)
+  }
+
+  /** firstLine for an ASCII id given as bytes. */
+  firstLineAscii (buf: Uint8Array, start: number, end: number): number {
+    this.#fingerprintAscii(buf, start, end)
+    return this.#probe(0, false)
+  }
+
   #find (id: string, line: number, add: boolean): number {
     this.#fingerprint(id)
+    return this.#probe(line, add)
+  }
+
+  /** Looks up (and, with `add`, records) the fingerprint in #hi and #lo. */
+  #probe (line: number, add: boolean): number {
     const hi = this.#hi
     const lo = this.#lo
     const s = hi >>> (32 - SEGMENT_BITS)
@@ -155,6 +176,49 @@ export class CustomIdSet {
     }
     // The last word: byte length in the top byte, an odd trailing code unit below it.
     const b = ((2 * length) << 24) | ((length & 1) === 1 ? id.charCodeAt(length - 1) : 0)
+    v3 ^= b
+    v0 = (v0 + v1) | 0; v1 = (v1 << 5) | (v1 >>> 27); v1 ^= v0; v0 = (v0 << 16) | (v0 >>> 16)
+    v2 = (v2 + v3) | 0; v3 = (v3 << 8) | (v3 >>> 24); v3 ^= v2
+    v0 = (v0 + v3) | 0; v3 = (v3 << 7) | (v3 >>> 25); v3 ^= v0
+    v2 = (v2 + v1) | 0; v1 = (v1 << 13) | (v1 >>> 19); v1 ^= v2; v2 = (v2 << 16) | (v2 >>> 16)
+    v0 ^= b
+    v2 ^= 0xee
+    for (let r = 0; r < 3; r++) {
+      v0 = (v0 + v1) | 0; v1 = (v1 << 5) | (v1 >>> 27); v1 ^= v0; v0 = (v0 << 16) | (v0 >>> 16)
+      v2 = (v2 + v3) | 0; v3 = (v3 << 8) | (v3 >>> 24); v3 ^= v2
+      v0 = (v0 + v3) | 0; v3 = (v3 << 7) | (v3 >>> 25); v3 ^= v0
+      v2 = (v2 + v1) | 0; v1 = (v1 << 13) | (v1 >>> 19); v1 ^= v2; v2 = (v2 << 16) | (v2 >>> 16)
+    }
+    this.#lo = (v1 ^ v3) >>> 0
+    v1 ^= 0xdd
+    for (let r = 0; r < 3; r++) {
+      v0 = (v0 + v1) | 0; v1 = (v1 << 5) | (v1 >>> 27); v1 ^= v0; v0 = (v0 << 16) | (v0 >>> 16)
+      v2 = (v2 + v3) | 0; v3 = (v3 << 8) | (v3 >>> 24); v3 ^= v2
+      v0 = (v0 + v3) | 0; v3 = (v3 << 7) | (v3 >>> 25); v3 ^= v0
+      v2 = (v2 + v1) | 0; v1 = (v1 << 13) | (v1 >>> 19); v1 ^= v2; v2 = (v2 << 16) | (v2 >>> 16)
+    }
+    this.#hi = (v1 ^ v3) >>> 0
+  }
+  /** #fingerprint over ASCII bytes: kept identical to it but for how a code unit is read. */
+  #fingerprintAscii (buf: Uint8Array, start: number, end: number): void {
+    const length = end - start
+    let v0 = this.#k0 | 0
+    let v1 = this.#k1 ^ 0xee
+    let v2 = (0x6c796765 ^ this.#k0) | 0
+    let v3 = (0x74656462 ^ this.#k1) | 0
+    const words = length >>> 1
+    for (let w = 0; w < words; w++) {
+      const m = buf[start + 2 * w]! | (buf[start + 2 * w + 1]! << 16)
+      v3 ^= m
+      // SIPROUND
+      v0 = (v0 + v1) | 0; v1 = (v1 << 5) | (v1 >>> 27); v1 ^= v0; v0 = (v0 << 16) | (v0 >>> 16)
+      v2 = (v2 + v3) | 0; v3 = (v3 << 8) | (v3 >>> 24); v3 ^= v2
+      v0 = (v0 + v3) | 0; v3 = (v3 << 7) | (v3 >>> 25); v3 ^= v0
+      v2 = (v2 + v1) | 0; v1 = (v1 << 13) | (v1 >>> 19); v1 ^= v2; v2 = (v2 << 16) | (v2 >>> 16)
+      v0 ^= m
+    }
+    // The last word: byte length in the top byte, an odd trailing code unit below it.
+    const b = ((2 * length) << 24) | ((length & 1) === 1 ? buf[end - 1]! : 0)
     v3 ^= b
     v0 = (v0 + v1) | 0; v1 = (v1 << 5) | (v1 >>> 27); v1 ^= v0; v0 = (v0 << 16) | (v0 >>> 16)
     v2 = (v2 + v3) | 0; v3 = (v3 << 8) | (v3 >>> 24); v3 ^= v2
