@@ -7,7 +7,7 @@ import type { BlobStore } from '../storage/blob-store.js'
 import { createBatchTasks, type BatchTasks } from './batch-tasks.js'
 import { ChunkFailedError, ChunkRun, type ChunkBatch, type EngineObserver } from './chunk-run.js'
 import { LeaseLostError, type ClaimedChunk } from './lease.js'
-import { startLoopLag } from './loop-lag.js'
+import { startLoopLag, type LoopLag } from './loop-lag.js'
 import { batchErrors, transitionBatch } from './lifecycle.js'
 import { createBatchQueue, type BatchQueue } from './queue.js'
 import { RequestSlots } from './request-slots.js'
@@ -111,9 +111,10 @@ export function createBatchEngine (deps: BatchEngineDeps, options: BatchEngineOp
   // may overshoot the ceiling. Two cheap statements a beat.
   const registryMs = Math.max(100, Math.min(500, Math.floor(options.leaseTtlMs / 3)))
   // Until the first heartbeat says otherwise, assume this replica is alone.
-  // One lag monitor for every upstream's limiter: the loop is the replica's, not an upstream's.
-  const loopLag = startLoopLag()
-  const limiters = new UpstreamLimiters(options.upstreamCeiling, { localLagMs: loopLag.lagMs })
+  // One lag monitor for every upstream's limiter (the loop is the replica's, not an
+  // upstream's), ticking only while the engine runs.
+  let loopLag: LoopLag | undefined
+  const limiters = new UpstreamLimiters(options.upstreamCeiling, { localLagMs: () => loopLag?.lagMs() ?? 0 })
   const budgets = new RetryBudgets(deps.random === undefined ? {} : { random: deps.random })
   const observer = deps.observer ?? NO_OBSERVER
   const runs = new Map<string, { run: ChunkRun, done: Promise<void> }>()
@@ -293,6 +294,7 @@ export function createBatchEngine (deps: BatchEngineDeps, options: BatchEngineOp
       if (running) return
       running = true
       stopping = new AbortController()
+      loopLag = startLoopLag()
       heartbeat = every(Math.max(100, Math.floor(options.leaseTtlMs / 3)), renewAll, 'batch lease heartbeat')
       registration = every(registryMs, async () => {
         await beat().catch((error: unknown) => { deps.log.warn({ err: error }, 'worker heartbeat failed; keeping the current share') })
@@ -332,7 +334,8 @@ export function createBatchEngine (deps: BatchEngineDeps, options: BatchEngineOp
       await tasks.releaseOwned(owner).catch(() => {})
       await registry.leave(owner).catch(() => {})
       limiters.close()
-      loopLag.stop()
+      loopLag?.stop()
+      loopLag = undefined
     },
     wake,
     inFlight: () => slots.inUse,

@@ -4,10 +4,10 @@ import type { ColumnType, Generated } from 'kysely'
  * A `bigint` column: node-pg returns int8 as a string (it may exceed 2^53), SQLite as
  * a number. Writes are numbers; reads go through Number().
  */
-type Int8 = ColumnType<number | string, number, number>
+export type Int8 = ColumnType<number | string, number, number>
 type Int8Default = ColumnType<number | string, number | undefined, number>
-type Int8Null = ColumnType<number | string | null, number | null | undefined, number | null>
-type TextNull = ColumnType<string | null, string | null | undefined, string | null>
+export type Int8Null = ColumnType<number | string | null, number | null | undefined, number | null>
+export type TextNull = ColumnType<string | null, string | null | undefined, string | null>
 
 /** The `batches` table of migration 0003_batches. */
 export interface BatchesTable {

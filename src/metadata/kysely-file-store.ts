@@ -3,15 +3,9 @@ import type { BatchError } from '../../schemas/batch-error.js'
 import type { FilePurpose } from '../../schemas/files.js'
 import { nextFileId } from '../ids.js'
 import type { FileRecord, FileStore, ListFilesPage, ListFilesQuery, NewFileRecord } from './file-store.js'
-import type { BatchDatabase, Dialect } from '../batches/tables.js'
+import { toNumber, type BatchDatabase, type Dialect, type Int8 } from '../batches/tables.js'
 import type { UploadDatabase } from '../uploads/upload-store.js'
 import { migrateToLatest } from './migrations.js'
-
-/**
- * A `bigint` column: node-pg returns int8 as a string (it may exceed 2^53), SQLite as
- * a number. Writes are always numbers; reads go through Number() in the row mapper.
- */
-type Int8 = ColumnType<number | string, number, number>
 
 /** The `files` table as created by migration 0001_files. */
 export interface FilesTable {
@@ -49,10 +43,6 @@ export interface KyselyFileStoreOptions {
   dialect: Dialect
   /** Releases what the caller opened beside Kysely; runs after the Kysely instance is destroyed. */
   onClose?: () => Promise<void>
-}
-
-function toNumber (value: number | string): number {
-  return typeof value === 'number' ? value : Number(value)
 }
 
 function rowToRecord (row: FileRow): FileRecord {

@@ -1,5 +1,5 @@
-import { sql, type ColumnType, type Kysely, type Selectable } from 'kysely'
-import type { Dialect } from '../batches/tables.js'
+import { sql, type Kysely, type Selectable } from 'kysely'
+import { toNumber, toNumberOrNull, type Dialect, type Int8, type Int8Null, type TextNull } from '../batches/tables.js'
 import type { Purpose } from '../../schemas/files.js'
 
 /**
@@ -7,10 +7,6 @@ import type { Purpose } from '../../schemas/files.js'
  * run unchanged on SQLite and PostgreSQL; the state machine they serve is in
  * upload-lifecycle.ts, the consistency with storage in upload-service.ts.
  */
-
-type Int8 = ColumnType<number | string, number, number>
-type Int8Null = ColumnType<number | string | null, number | null | undefined, number | null>
-type TextNull = ColumnType<string | null, string | null | undefined, string | null>
 
 export interface UploadsTable {
   id: string
@@ -85,10 +81,6 @@ export interface PartRecord {
   storageKey: string
 }
 
-function toNumber (value: number | string): number {
-  return typeof value === 'number' ? value : Number(value)
-}
-
 function rowToUpload (row: Selectable<UploadsTable>): UploadRecord {
   return {
     id: row.id,
@@ -101,7 +93,7 @@ function rowToUpload (row: Selectable<UploadsTable>): UploadRecord {
     state: row.status as UploadState,
     createdAt: toNumber(row.created_at),
     expiresAt: toNumber(row.expires_at),
-    fileExpiresAfterSeconds: row.file_expires_after_seconds === null ? null : toNumber(row.file_expires_after_seconds),
+    fileExpiresAfterSeconds: toNumberOrNull(row.file_expires_after_seconds),
     fileId: row.file_id
   }
 }
