@@ -27,7 +27,8 @@ import { peakRssDuring } from './figures-service.js'
 import type { Log } from './figures-transfer.js'
 import { download, upload } from './http.js'
 import type { Figure } from './report.js'
-import { cpuOf, rssOf, startServer, type RunningServer, type ServerOptions } from './server.js'
+import { cpuOf, rssOf, settleDisk, startServer, type RunningServer, type ServerOptions } from './server.js'
+import { startUpstreamThread } from './upstream-thread.js'
 
 const MiB = 2 ** 20
 /** API_KEYS=<bench key> without `=project`: the key's project is `default`. */
@@ -63,7 +64,7 @@ export function openDb (server: RunningServer, dialect: Dialect, url: string | u
 }
 
 /** Inserts the batch as the create route will and polls it to a terminal status. */
-async function runBatch (db: Kysely<BatchDatabase>, dialect: Dialect, upstream: ControllableUpstream, fileId: string, pid: number, log: Log): Promise<{ batch: BatchRecord, seconds: number, peakByStatus: Map<string, number> }> {
+async function runBatch (db: Kysely<BatchDatabase>, dialect: Dialect, upstream: Pick<ControllableUpstream, 'requests'> | null, fileId: string, pid: number, log: Log): Promise<{ batch: BatchRecord, seconds: number, peakByStatus: Map<string, number> }> {
   const id = newBatchId()
   const started = performance.now()
   await insertBatch(db, dialect, { id, project: PROJECT, endpoint: '/v1/chat/completions', inputFileId: fileId, completionWindow: '24h', completionWindowSeconds: 86_400 })
@@ -71,8 +72,8 @@ async function runBatch (db: Kysely<BatchDatabase>, dialect: Dialect, upstream: 
   const peakByStatus = new Map<string, number>()
   for (;;) {
     await sleep(250)
-    // The double keeps every request it saw; the bench needs none of them.
-    upstream.requests.length = 0
+    // The double keeps every request it saw; the bench needs none of them (a thread's forgets them itself).
+    if (upstream !== null) upstream.requests.length = 0
     const batch = await getBatch(db, id)
     if (batch === null) throw new Error(`batch ${id} vanished`)
     // Polled, so coarse; enough to tell the run from the finalize when the peak is high.
@@ -174,7 +175,9 @@ export async function batchFigures (serverOptions: ServerOptions, dataDir: strin
  * Little's law (issue 11 item 5): an upstream that answers in L seconds, with the service
  * allowed C requests in flight, completes at best C / L requests per second. Each (L, C)
  * runs a batch of about eight seconds at that bound, on SQLite + fs, with BATCH_CONCURRENCY
- * and UPSTREAM_MAX_CONCURRENCY both C, and reports lines per second against C / L.
+ * and UPSTREAM_MAX_CONCURRENCY both C, and reports lines per second against C / L. The
+ * upstream answers from a thread of its own (upstream-thread.ts): on this thread its
+ * timers waited for the progress polls, which read as the service being slow.
  */
 export async function littleFigures (serverOptions: ServerOptions, dataDir: string, pairs: ReadonlyArray<{ latencyMs: number, concurrency: number }>, log: Log): Promise<Figure[]> {
   const figures: Figure[] = []
@@ -183,8 +186,7 @@ export async function littleFigures (serverOptions: ServerOptions, dataDir: stri
     const bound = concurrency / (latencyMs / 1000)
     const lines = Math.max(2000, Math.round(bound * 8))
     const input = await batchFileOfLines(dataDir, 'short', lines)
-    const upstream = await startControllableUpstream()
-    upstream.setFallback({ latencyMs })
+    const upstream = await startUpstreamThread(latencyMs)
     try {
       const server = await startServer({
         ...serverOptions,
@@ -194,8 +196,12 @@ export async function littleFigures (serverOptions: ServerOptions, dataDir: stri
       try {
         const warmUpId = (await upload(server.url, warmUp.path, 'batch')).id
         const inputId = (await upload(server.url, input.path, 'batch')).id
-        checkDone((await runBatch(db, 'sqlite', upstream, warmUpId, server.pid, log)).batch, warmUp.requests)
+        checkDone((await runBatch(db, 'sqlite', null, warmUpId, server.pid, log)).batch, warmUp.requests)
         log(`little: L ${latencyMs} ms, C ${concurrency}: ${lines} lines, bound ${bound.toFixed(0)}/s`)
+        // The bench's own files (generated data, earlier uploads) are written back by the
+        // kernel some 30 s after they were written; on this disk that writeback held the
+        // service's fsyncs, and its event loop, for 200–300 ms every 5 s of the run.
+        await settleDisk()
         const run = await steadyRate(db, inputId, lines)
         checkDone(run.batch, lines)
         const group = `batch engine at the upstream's bound (SQLite + fs, ${lines} lines, upstream latency ${latencyMs} ms, C = ${concurrency})`

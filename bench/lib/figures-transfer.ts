@@ -11,7 +11,7 @@ import type { DataFile } from './data.js'
 import { deleteFile, download, upload } from './http.js'
 import type { Figure } from './report.js'
 import { rawDelete, rawGet, rawUpload, type S3Target } from './s3.js'
-import { cpuOf, type RunningServer } from './server.js'
+import { cpuOf, settleDisk, type RunningServer } from './server.js'
 import { mibPerSecond, timed } from './stats.js'
 
 export type Log = (message: string) => void
@@ -84,6 +84,8 @@ export async function uploadFsFigures (server: RunningServer, files: DataFile[],
     const userMainCpu: number[] = []
     for (let run = 0; run < runs; run++) {
       log(`upload fs ${file.shape} run ${run + 1}/${runs}`)
+      // Each side starts on a disk with nothing left to write back (server.ts, settleDisk).
+      await settleDisk()
       const c = await diskCopy(file.path, server.dataDir)
       copy.push(mibPerSecond(c.bytes, c.ms))
       const f = await parseFloor(file.path)
@@ -144,6 +146,7 @@ async function uploadS3FileFigures (server: RunningServer, s3: S3Target, file: D
   const userData: number[] = []
   for (let run = 0; run < runs; run++) {
     log(`upload s3 (${s3.kind}) ${file.shape} run ${run + 1}/${runs}`)
+    await settleDisk()
     const key = `bench/raw-${run}`
     raw.push(mibPerSecond(file.bytes, await rawUpload(s3, file.path, key)))
     await rawDelete(s3, key)

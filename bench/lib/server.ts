@@ -3,7 +3,7 @@
  * as a child process on a temporary DATA_DIR, so its memory and CPU are its own and
  * can be read from /proc.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -191,3 +191,14 @@ export async function cpuOf (pid: number): Promise<Cpu> {
   return { main: cpuSeconds(main), total: cpuSeconds(total) }
 }
 
+
+/**
+ * Flushes the page cache's dirty data to disk (sync(1): Node has no sync()) and waits for
+ * it, so a timed figure does not share the disk with the writeback of the bench's own
+ * files. Where `sync` is missing the figure runs without it.
+ */
+export async function settleDisk (): Promise<void> {
+  await new Promise<void>((resolve) => {
+    execFile('sync', () => { resolve() })
+  })
+}
