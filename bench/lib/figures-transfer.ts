@@ -84,7 +84,8 @@ export async function uploadFsFigures (server: RunningServer, files: DataFile[],
     const userMainCpu: number[] = []
     for (let run = 0; run < runs; run++) {
       log(`upload fs ${file.shape} run ${run + 1}/${runs}`)
-      // Each side starts on a disk with nothing left to write back (server.ts, settleDisk).
+      // The run starts on a disk with nothing left to write back (server.ts, settleDisk);
+      // every side fsyncs what it writes, so once a run is enough.
       await settleDisk()
       const c = await diskCopy(file.path, server.dataDir)
       copy.push(mibPerSecond(c.bytes, c.ms))

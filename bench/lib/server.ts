@@ -191,7 +191,6 @@ export async function cpuOf (pid: number): Promise<Cpu> {
   return { main: cpuSeconds(main), total: cpuSeconds(total) }
 }
 
-
 /**
  * Flushes the page cache's dirty data to disk (sync(1): Node has no sync()) and waits for
  * it, so a timed figure does not share the disk with the writeback of the bench's own

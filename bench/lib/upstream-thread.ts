@@ -25,9 +25,17 @@ export async function startUpstreamThread (latencyMs: number): Promise<UpstreamT
   const data: ThreadData = { upstreamThread: { latencyMs } }
   const worker = new Worker(new URL(import.meta.url), { workerData: data })
   const url = await new Promise<string>((resolve, reject) => {
-    worker.once('message', (message: { url: string }) => { resolve(message.url) })
-    worker.once('error', reject)
-    worker.once('exit', (code) => { reject(new Error(`the upstream thread exited with ${code} before it listened`)) })
+    const onError = (error: Error): void => { reject(error) }
+    const onExit = (code: number): void => { reject(new Error(`the upstream thread exited with ${code} before it listened`)) }
+    worker.once('message', (message: { url: string }) => {
+      // Listening: from here a failure of the thread is uncaught and ends the bench, not
+      // a rejection of this settled promise that nobody would see.
+      worker.off('error', onError)
+      worker.off('exit', onExit)
+      resolve(message.url)
+    })
+    worker.once('error', onError)
+    worker.once('exit', onExit)
   })
   return {
     url,
