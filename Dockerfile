@@ -26,4 +26,4 @@ VOLUME ["/data"]
 EXPOSE 3000
 # V8 heap flags, the same as `npm start` (docs/operations.md#memory): they bound the garbage V8
 # keeps before collecting it, which is most of the RSS a long batch grows by.
-CMD ["node", "--max-semi-space-size=16", "--heap-growing-percent=50", "dist/src/server.js"]
+CMD ["node", "--max-semi-space-size=16", "--heap-growing-percent=50", "--scavenger-max-new-space-capacity-mb=4", "dist/src/server.js"]

@@ -18,5 +18,5 @@ t.test('npm start and the Dockerfile run the server with the same node flags', a
   t.equal(start.at(-1), 'dist/src/server.js')
   t.equal(docker.at(-1), 'dist/src/server.js')
   t.same(docker.slice(1, -1), start.slice(1, -1))
-  t.same(start.slice(1, -1), ['--max-semi-space-size=16', '--heap-growing-percent=50'], 'the flags docs/operations.md explains')
+  t.same(start.slice(1, -1), ['--max-semi-space-size=16', '--heap-growing-percent=50', '--scavenger-max-new-space-capacity-mb=4'], 'the flags docs/operations.md explains')
 })
