@@ -224,6 +224,7 @@ export async function littleFigures (serverOptions: ServerOptions, dataDir: stri
         }, {
           // Why a miss is a miss: a slot is held at least this long, so C / this is the
           // best the replica could do; what is left of the gap is reading and recording.
+          // Averaged over the whole timed batch (its ramp-up and tail too), not 10–90 %.
           group,
           name: 'mean upstream round trip as the service measured it (its /metrics), against L',
           unit: 'ms',
@@ -243,7 +244,10 @@ export async function littleFigures (serverOptions: ServerOptions, dataDir: stri
 
 /** The sum and count of the service's upstream round trips so far (files_api_batch_upstream_duration_seconds, every upstream and outcome). */
 async function upstreamRoundTrips (url: string): Promise<{ seconds: number, count: number }> {
-  const text = await (await fetch(`${url}/metrics`)).text()
+  const response = await fetch(`${url}/metrics`)
+  // A METRICS_TOKEN passed with --server-env would make this a 401: say so, not print a blank row.
+  if (!response.ok) throw new Error(`GET /metrics answered ${response.status}`)
+  const text = await response.text()
   let seconds = 0
   let count = 0
   for (const line of text.split('\n')) {

@@ -49,12 +49,19 @@ t.test('the event loop delay of start-up is not overload; the same delay once ru
   t.ok(await untilPressure(app, 1900), 'a sample within the grace holds the start-up load')
   t.equal((await getJson(url, KEY_A)).status, 200, 'served during the start-up grace')
 
-  // Past the grace, the same load is overload like any other: refused while it lasts.
+  // Past the grace, the same load is overload like any other: refused while it lasts. Asked
+  // until refused rather than once: with a 1 ms threshold a sample taken just before the load
+  // may report pressure from noise, and the next one can still lose its block to the reset.
   await sleep(2500)
   const busy = busyFor(4000)
-  t.ok(await untilPressure(app, 3000), 'a sample holds the load')
-  const refused = await getJson(url, KEY_A)
+  let refused: Awaited<ReturnType<typeof getJson>> | undefined
+  const until = Date.now() + 3500
+  while (refused === undefined && Date.now() < until) {
+    const answer = await getJson(url, KEY_A)
+    if (answer.status === 503) refused = answer
+    else await sleep(50)
+  }
   await busy
-  t.equal(refused.status, 503)
-  t.equal(refused.json().error.code, 'server_overloaded')
+  t.equal(refused?.status, 503, 'refused while the load lasts')
+  t.equal(refused?.json().error.code, 'server_overloaded')
 })
