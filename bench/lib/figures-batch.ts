@@ -21,6 +21,7 @@ import { getBatch, insertBatch, type BatchRecord } from '../../src/batches/batch
 import type { BatchDatabase, Dialect } from '../../src/batches/tables.js'
 import { newBatchId } from '../../src/ids.js'
 import { startControllableUpstream, type ControllableUpstream } from '../../test/batches/helpers/controllable-upstream.js'
+import { metricSums } from '../../test/batches/helpers/service-batches.js'
 import { freshDatabase } from '../../test/helpers/postgres.js'
 import { batchFileOfLines, type DataFile } from './data.js'
 import { peakRssDuring } from './figures-service.js'
@@ -242,21 +243,10 @@ export async function littleFigures (serverOptions: ServerOptions, dataDir: stri
   return figures
 }
 
-/** The sum and count of the service's upstream round trips so far (files_api_batch_upstream_duration_seconds, every upstream and outcome). */
+/** The sum and count of the service's upstream round trips so far (every upstream and outcome). */
 async function upstreamRoundTrips (url: string): Promise<{ seconds: number, count: number }> {
-  const response = await fetch(`${url}/metrics`)
-  // A METRICS_TOKEN passed with --server-env would make this a 401: say so, not print a blank row.
-  if (!response.ok) throw new Error(`GET /metrics answered ${response.status}`)
-  const text = await response.text()
-  let seconds = 0
-  let count = 0
-  for (const line of text.split('\n')) {
-    const match = /^files_api_batch_upstream_duration_seconds_(sum|count)\{[^}]*\} (\S+)$/.exec(line)
-    if (match === null) continue
-    if (match[1] === 'sum') seconds += Number(match[2])
-    else count += Number(match[2])
-  }
-  return { seconds, count }
+  const [seconds, count] = await metricSums(url, ['files_api_batch_upstream_duration_seconds_sum', 'files_api_batch_upstream_duration_seconds_count'])
+  return { seconds: seconds!, count: count! }
 }
 
 /**

@@ -4,7 +4,7 @@ import { createApiKeyTable } from '../../src/api-keys.js'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { KEY_A } from '../helpers/app.js'
-import { getJson } from '../helpers/multipart.js'
+import { getJson, type RawResponse } from '../helpers/multipart.js'
 
 /**
  * Keeps the event loop busy for `ms` in 100 ms blocks with a timer turn between them, as
@@ -54,7 +54,7 @@ t.test('the event loop delay of start-up is not overload; the same delay once ru
   // may report pressure from noise, and the next one can still lose its block to the reset.
   await sleep(2500)
   const busy = busyFor(4000)
-  let refused: Awaited<ReturnType<typeof getJson>> | undefined
+  let refused: RawResponse | undefined
   const until = Date.now() + 3500
   while (refused === undefined && Date.now() < until) {
     const answer = await getJson(url, KEY_A)

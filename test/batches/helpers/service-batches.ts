@@ -53,10 +53,28 @@ export async function timedBatch (url: string, key: string, lines: string, timeo
   return { batch, ms: at - startedAt }
 }
 
+/**
+ * One scrape of /metrics: each of `names` (a counter, or a histogram's `_sum` or `_count`)
+ * summed over every label set. A refused scrape (a METRICS_TOKEN) or a value that is not a
+ * number throws, rather than reading as 0.
+ */
+export async function metricSums (url: string, names: readonly string[]): Promise<number[]> {
+  const res = await fetch(`${url}/metrics`)
+  if (!res.ok) throw new Error(`GET /metrics answered ${res.status}`)
+  const text = await res.text()
+  return names.map((name) => {
+    let sum = 0
+    for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))) {
+      const value = Number(m[1])
+      if (!Number.isFinite(value)) throw new Error(`${name}: ${m[1]} is not a number`)
+      sum += value
+    }
+    return sum
+  })
+}
+
 /** This replica's upstream requests sent, summed over upstreams (files_api_batch_upstream_requests_total). */
 export async function upstreamRequestsSent (url: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text()
-  let sum = 0
-  for (const m of text.matchAll(/^files_api_batch_upstream_requests_total(?:\{[^}]*\})? (\d+(?:\.\d+)?)$/gm)) sum += Number(m[1])
-  return sum
+  const [sent] = await metricSums(url, ['files_api_batch_upstream_requests_total'])
+  return sent!
 }
