@@ -5,6 +5,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends python3 make g+
 COPY package.json package-lock.json ./
 RUN npm ci
 COPY tsconfig.json tsconfig.build.json ./
+COPY wasm ./wasm
 COPY src ./src
 COPY plugins ./plugins
 COPY schemas ./schemas

@@ -122,11 +122,13 @@ export class BatchValidator {
   }
 
   write (chunk: Buffer): void {
+    this.#scanner.forget()
     this.#splitter.push(chunk)
   }
 
   end (): BatchValidationResult {
     if (this.#result !== null) return this.#result
+    this.#scanner.forget()
     this.#splitter.end()
     if (this.#requests === 0) this.#error('empty_file', null, null, 'The file has no requests; a batch file needs one JSON request object per line.')
     this.#result = {

@@ -1,5 +1,6 @@
 import type { Config } from '../../schemas/config.js'
 import { customIdSetMaxBytes } from '../jsonl/custom-id-set.js'
+import { scannerMaxBytes } from '../jsonl/line-scanner.js'
 import { CHECK_IN_FLIGHT_BYTES, checkPoolSize, SLICE_BYTES, WORKER_YOUNG_GENERATION_MB } from './check-pool.js'
 
 /**
@@ -56,6 +57,8 @@ export interface UploadMemory {
   check: number
   /** The custom_id set at its bound (zero, like `line`, for a file whose purpose came first and is not batch). */
   ids: number
+  /** The line scanner's WebAssembly memory: the largest chunk or line it copied in, kept until the upload ends. */
+  scanner: number
   /** Allocated per line (its copies, its string, its parse, the report): what the garbage collector multiplies. */
   line: number
 }
@@ -72,13 +75,14 @@ export function uploadMemoryBound (settings: MemorySettings): UploadMemory {
     store,
     check: checkPoolSize(settings.UPLOAD_WORKER_THREADS) === 0 ? 0 : CHECK_BYTES,
     ids: customIdSetMaxBytes(settings.BATCH_MAX_REQUESTS),
+    scanner: scannerMaxBytes(settings.BATCH_MAX_LINE_BYTES),
     line: (LINE_COPIES + PARSE_BYTES_PER_LINE_BYTE) * settings.BATCH_MAX_LINE_BYTES + REPORT_BYTES
   }
 }
 
 /**
  * RSS above the idle process with MAX_CONCURRENT_UPLOADS worst-case uploads:
- * U × (transport + store + check + ids) + GC_GROWTH × U × line + young generations (the
+ * U × (transport + store + check + ids + scanner) + GC_GROWTH × U × line + young generations (the
  * main thread's and each check worker's: wherever an upload's line is parsed, its
  * heap grows by the same GC_GROWTH × line). Null when
  * uploads are unbounded (MAX_CONCURRENT_UPLOADS=0).
@@ -88,6 +92,6 @@ export function replicaMemoryBound (settings: MemorySettings): number | null {
   if (uploads === 0) return null
   const one = uploadMemoryBound(settings)
   const workers = checkPoolSize(settings.UPLOAD_WORKER_THREADS)
-  return uploads * (one.transport + one.store + one.check + one.ids) + GC_GROWTH * uploads * one.line +
+  return uploads * (one.transport + one.store + one.check + one.ids + one.scanner) + GC_GROWTH * uploads * one.line +
     YOUNG_GENERATION_BYTES + workers * WORKER_YOUNG_GENERATION_BYTES
 }
