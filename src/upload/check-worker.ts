@@ -1,9 +1,10 @@
 /**
  * The thread side of the upload check pool (check-pool.ts): one worker hosts the checks
  * of many uploads at once, each a BatchValidator (unless the file cannot be a batch file)
- * and a SHA-256, fed the bytes in the order they were received. Every slice of bytes is
- * handed back (transferred, not copied) with the live error count, which is both the
- * upload's backpressure and how it learns to stop storing an invalid file.
+ * and a SHA-256 (unless another worker hashes the same shared slices), fed the bytes in
+ * the order they were received. Every slice of bytes is handed back (transferred or
+ * shared, never copied) with the live error count, which is both the upload's
+ * backpressure and how it learns to stop storing an invalid file.
  */
 import { Buffer } from 'node:buffer'
 import { createHash, type Hash } from 'node:crypto'
@@ -13,15 +14,20 @@ import type { FromWorker, ToWorker } from './check-protocol.js'
 
 interface Check {
   validator: BatchValidator | undefined
-  hash: Hash
+  hash: Hash | undefined
 }
 
 const port = parentPort
 if (port === null) throw new Error('check-worker.ts runs as a worker thread (check-pool.ts starts it)')
 const checks = new Map<number, Check>()
 
-function send (message: FromWorker, transfer: ArrayBuffer[] = []): void {
-  port?.postMessage(message, transfer)
+function send (message: FromWorker): void {
+  port?.postMessage(message)
+}
+
+/** A slice goes back as it came: a transferred ArrayBuffer is transferred back, a shared one is not. */
+function ack (id: number, slice: number, buffer: ArrayBuffer | SharedArrayBuffer, errorCount: number): void {
+  port?.postMessage({ type: 'ack', id, slice, buffer, errorCount } satisfies FromWorker, buffer instanceof ArrayBuffer ? [buffer] : [])
 }
 
 /**
@@ -44,22 +50,22 @@ function handle (message: ToWorker): void {
   }
   const { id } = message
   if (message.type === 'open') {
-    checks.set(id, { validator: message.validator === null ? undefined : new BatchValidator(message.validator), hash: createHash('sha256') })
+    checks.set(id, { validator: message.validator === null ? undefined : new BatchValidator(message.validator), hash: message.hash ? createHash('sha256') : undefined })
     return
   }
   const check = checks.get(id)
   // A check closed by its upload (an abort) may still have slices on their way: drop them.
   if (check === undefined) {
-    if (message.type === 'data') send({ type: 'ack', id, buffer: message.buffer, errorCount: 0 }, [message.buffer])
+    if (message.type === 'data') ack(id, message.slice, message.buffer, 0)
     return
   }
   try {
     switch (message.type) {
       case 'data': {
         const bytes = Buffer.from(message.buffer, 0, message.length)
-        check.hash.update(bytes)
+        check.hash?.update(bytes)
         if (check.validator !== undefined) feed(check.validator, bytes)
-        send({ type: 'ack', id, buffer: message.buffer, errorCount: check.validator?.errorCount ?? 0 }, [message.buffer])
+        ack(id, message.slice, message.buffer, check.validator?.errorCount ?? 0)
         return
       }
       case 'drop':
@@ -68,7 +74,7 @@ function handle (message: ToWorker): void {
       case 'end': {
         checks.delete(id)
         const validation = check.validator?.end()
-        send({ type: 'result', id, sha256: check.hash.digest('hex'), ...(validation === undefined ? {} : { validation }) })
+        send({ type: 'result', id, ...(check.hash === undefined ? {} : { sha256: check.hash.digest('hex') }), ...(validation === undefined ? {} : { validation }) })
         return
       }
       case 'close':

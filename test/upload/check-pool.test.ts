@@ -112,10 +112,46 @@ t.test('closing a check mid-file (an abort) frees it in the worker at once', asy
   t.teardown(async () => { await pool.close() })
   const checks = [pool.open(options), pool.open(options), pool.open(options)]
   for (const check of checks) await check?.write(Buffer.from(`${line('a')}\n${line('b')}`))
-  t.same((await pool.sessions()).sort(), [1, 2], 'three checks spread over two workers')
+  t.same(await pool.sessions(), [3, 3], 'each validated upload is checked by both workers: one validates, one hashes')
+  const hashOnly = pool.open(null)
+  t.same((await pool.sessions()).sort(), [3, 4], 'an upload that is only hashed takes one worker')
+  hashOnly?.close()
   for (const check of checks) check?.close()
   checks[0]?.close()
   t.same(await pool.sessions(), [0, 0])
+})
+
+t.test('two workers on one upload: the validator\'s verdict and the hasher\'s hash, each slice refilled once both are done with it', async (t) => {
+  const pool = new CheckPool({ size: 2 })
+  t.teardown(async () => { await pool.close() })
+  const lines = Array.from({ length: 60_000 }, (_, i) => line(`id-${i}`))
+  lines[20_000] = line('id-7')
+  const bytes = Buffer.from(lines.join('\n'))
+  t.ok(bytes.length > 2 * CHECK_IN_FLIGHT_BYTES, 'more bytes than the slices hold: every slice is reused')
+  const chunks = Array.from({ length: Math.ceil(bytes.length / 65536) }, (_, i) => bytes.subarray(i * 65536, (i + 1) * 65536))
+  const big = { ...options, maxRequests: 100_000 }
+  const check = pool.open(big)
+  if (check === null) throw new Error('the pool has no worker')
+  t.same(await pool.sessions(), [1, 1])
+  const pooled = await feed(check, chunks)
+  t.same(pooled, await feed(inlineCheck(big), chunks))
+  t.strictSame(pooled.validation?.errors.map((e) => [e.code, e.line]), [['duplicate_custom_id', 20_001]])
+  t.same(await pool.sessions(), [0, 0])
+})
+
+t.test('the hashing worker dies: the upload fails with a 500 and the validating worker lets go of it', async (t) => {
+  const pool = new CheckPool({ size: 2 })
+  t.teardown(async () => { await pool.close() })
+  const check = pool.open(options)
+  if (check === null) throw new Error('the pool has no worker')
+  await check.write(Buffer.from(`${line('a')}\n`))
+  t.same(await pool.sessions(), [1, 1])
+  // The first check's validator goes to the first worker, its hash to the second.
+  const hasher = pool[kWorkers][1]
+  if (hasher === undefined) throw new Error('no second worker')
+  await hasher.terminate()
+  await t.rejects(check.end(), { statusCode: 500, code: 'internal_error' })
+  t.same(await pool.sessions(), [0, 0], 'the validating half is closed; the new worker holds nothing')
 })
 
 t.test('a worker that dies fails its checks with a 500 and is replaced; the next check succeeds', async (t) => {
