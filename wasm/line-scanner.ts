@@ -33,24 +33,25 @@ export const INPUT: usize = 8192
 /** As line-scanner.ts's MAX_DEPTH: the stack above holds this many open containers. */
 export const MAX_DEPTH: i32 = 1000
 
-const K_ABSENT: u8 = 0
-const K_NULL: u8 = 1
-const K_TRUE: u8 = 2
-const K_FALSE: u8 = 3
-const K_NUMBER: u8 = 4
-const K_STRING: u8 = 5
-const K_ARRAY: u8 = 6
-const K_OBJECT: u8 = 7
+// Kinds and slots, exported so the host can check they are line-scanner.ts's own numbers.
+export const K_ABSENT: u8 = 0
+export const K_NULL: u8 = 1
+export const K_TRUE: u8 = 2
+export const K_FALSE: u8 = 3
+export const K_NUMBER: u8 = 4
+export const K_STRING: u8 = 5
+export const K_ARRAY: u8 = 6
+export const K_OBJECT: u8 = 7
 
-const S_CUSTOM_ID = 0
-const S_METHOD = 1
-const S_URL = 2
-const S_BODY = 3
-const S_MODEL = 4
-const S_STREAM = 5
-const S_MESSAGES = 6
-const S_INPUT = 7
-const S_PROMPT = 8
+export const S_CUSTOM_ID: i32 = 0
+export const S_METHOD: i32 = 1
+export const S_URL: i32 = 2
+export const S_BODY: i32 = 3
+export const S_MODEL: i32 = 4
+export const S_STREAM: i32 = 5
+export const S_MESSAGES: i32 = 6
+export const S_INPUT: i32 = 7
+export const S_PROMPT: i32 = 8
 
 const R_OTHER = 0
 const R_TOP = 1

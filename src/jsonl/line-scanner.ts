@@ -74,6 +74,21 @@ interface ScannerExports {
   MAX_DEPTH: WebAssembly.Global
 }
 
+/** The scanner's layout before its input (wasm/line-scanner.ts's INPUT). */
+const LAYOUT_BYTES = 8192
+
+/** The numbers both sides must share: kinds, slots, the depth and the layout. */
+const SHARED: Record<string, number> = {
+  K_ABSENT, K_NULL, K_TRUE, K_FALSE, K_NUMBER, K_STRING, K_ARRAY, K_OBJECT,
+  S_CUSTOM_ID, S_METHOD, S_URL, S_BODY, S_MODEL, S_STREAM, S_MESSAGES, S_INPUT, S_PROMPT,
+  MAX_DEPTH, INPUT: LAYOUT_BYTES
+}
+
+function agrees (wasm: ScannerExports): boolean {
+  const exports = wasm as unknown as Record<string, WebAssembly.Global | undefined>
+  return Object.entries(SHARED).every(([name, value]) => exports[name]?.value === value)
+}
+
 const WASM_URL = new URL('./line-scanner.wasm', import.meta.url)
 let compiled: WebAssembly.Module | null = null
 
@@ -97,8 +112,6 @@ function scannerModule (): WebAssembly.Module {
  * within max(this, the longest line) plus its 8 KiB of layout (memory-bound.ts counts it).
  */
 export const SCANNER_WHOLE_COPY_BYTES = 1024 * 1024
-/** The scanner's layout before its input (wasm/line-scanner.ts's INPUT). */
-const LAYOUT_BYTES = 8192
 /** The 16 bytes after the input that the scanner's SIMD reads may touch. */
 const SLACK = 16
 const PAGE = 65536
@@ -131,7 +144,7 @@ export class LineScanner {
     // An instance per scanner, so two validators on one thread never share its memory.
     this.#wasm = new WebAssembly.Instance(scannerModule()).exports as unknown as ScannerExports
     const wasm = this.#wasm
-    if (wasm.MAX_DEPTH.value !== MAX_DEPTH || wasm.INPUT.value !== LAYOUT_BYTES) throw new Error('line-scanner.wasm was built from another version of the scanner: run `npm run build:wasm`')
+    if (!agrees(wasm)) throw new Error('line-scanner.wasm was built from another version of the scanner: run `npm run build:wasm`')
     this.#input = LAYOUT_BYTES
     this.#views()
     wasm.init()
