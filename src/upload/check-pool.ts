@@ -82,6 +82,8 @@ const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './check-worker.ts'
 
 /** Exported as a symbol, like the validator's kTrackedIds: tests reach the threads (to kill one). */
 export const kWorkers: unique symbol = Symbol('CheckPool.workers')
+/** And the shared slices kept for reuse, and the closed checks still waiting for theirs. */
+export const kSharedSlices: unique symbol = Symbol('CheckPool.sharedSlices')
 
 export class CheckPool {
   readonly #slots: Array<Slot | null>
@@ -89,17 +91,23 @@ export class CheckPool {
   #nextId = 1
   #nextToken = 1
   readonly #pendingCounts = new Map<number, (count: number) => void>()
+  readonly #shared: SharedSlices
   #closed = false
 
   constructor (options: CheckPoolOptions) {
     if (!Number.isSafeInteger(options.size) || options.size < 1) throw new RangeError(`a check pool needs at least one worker, got ${options.size}`)
     this.#onWorkerExit = options.onWorkerExit
     this.#slots = Array.from({ length: options.size }, () => null)
+    this.#shared = new SharedSlices(SLICES * options.size)
     for (let i = 0; i < options.size; i++) this.#slots[i] = this.#start(i)
   }
 
   get size (): number {
     return this.#slots.length
+  }
+
+  get [kSharedSlices] (): { spare: number, draining: number } {
+    return { spare: this.#shared.spare, draining: this.#shared.draining.size }
   }
 
   get [kWorkers] (): Worker[] {
@@ -116,7 +124,7 @@ export class CheckPool {
     // Only a validated upload is split: hashing alone is lighter than handing slices to two threads.
     const hasher = validator === null ? null : this.#leastBusy(best)
     const id = this.#nextId++
-    const check = new PooledCheck(id, best, hasher)
+    const check = new PooledCheck(id, best, hasher, this.#shared)
     best.checks.set(id, check)
     post(best, { type: 'open', id, validator, hash: hasher === null })
     if (hasher !== null) {
@@ -170,6 +178,8 @@ export class CheckPool {
       if (this.#slots[index] !== slot) return
       const error = new Error(`an upload check worker stopped (exit code ${code})${cause === undefined ? '' : `: ${cause.message}`}`, { cause })
       for (const check of slot.checks.values()) check.fail(ERRORS.internal(error))
+      // Closed checks waiting for this worker's acks would wait forever: their slices are let go.
+      for (const [id, check] of this.#shared.draining) if (check.uses(slot)) this.#shared.draining.delete(id)
       // A worker that never came up would fail again at once: leave its place empty
       // (uploads go to the others, or inline) rather than respawn in a loop.
       this.#slots[index] = slot.online && !this.#closed ? this.#start(index) : null
@@ -184,8 +194,8 @@ export class CheckPool {
       this.#pendingCounts.delete(message.token)
       return
     }
-    const check = slot.checks.get(message.id)
-    // Slices of a closed check come back after it: nothing waits for them.
+    // Slices of a closed check come back after it: only its shared slices wait for them.
+    const check = slot.checks.get(message.id) ?? (message.type === 'ack' ? this.#shared.draining.get(message.id) : undefined)
     if (check === undefined) return
     if (message.type === 'ack') check.acked(slot, message.slice, message.buffer, message.errorCount)
     else if (message.type === 'result') check.finished(slot, message)
@@ -212,6 +222,35 @@ function deferred<T> (): Deferred<T> {
   return { promise, resolve, reject }
 }
 
+/**
+ * Shared slices outlive their upload: a SharedArrayBuffer is freed only once every thread
+ * that saw it has collected its copy of the handle, and a worker collects lazily (40
+ * aborted uploads left 32 MiB of RSS). So they are kept here and reused, up to `max`
+ * (a pool's worth: SLICES per worker), once both workers have handed them back.
+ */
+class SharedSlices {
+  readonly #spare: Buffer[] = []
+  readonly #max: number
+  /** Closed checks whose shared slices are still with a worker, by check id. */
+  readonly draining = new Map<number, PooledCheck>()
+
+  constructor (max: number) {
+    this.#max = max
+  }
+
+  get spare (): number {
+    return this.#spare.length
+  }
+
+  take (): Buffer {
+    return this.#spare.pop() ?? Buffer.from(new SharedArrayBuffer(SLICE_BYTES))
+  }
+
+  give (slice: Buffer): void {
+    if (this.#spare.length < this.#max) this.#spare.push(slice)
+  }
+}
+
 class PooledCheck implements UploadCheck {
   readonly #id: number
   /** The worker that validates (and hashes, when #hasher is null). */
@@ -219,7 +258,7 @@ class PooledCheck implements UploadCheck {
   /** Another worker that hashes the same slices, shared; null when #slot does both. */
   readonly #hasher: Slot | null
   // Slices by number, and the numbers of those free to fill.
-  readonly #slices: Buffer[] = []
+  readonly #slices: Array<Buffer | undefined> = []
   readonly #free: number[] = []
   // Per slice, the workers that have not handed it back yet (two for a shared one).
   readonly #out = new Uint8Array(SLICES)
@@ -233,10 +272,13 @@ class PooledCheck implements UploadCheck {
   #partial: { sha256?: string, validation?: BatchValidationResult } | null = null
   #over = false
 
-  constructor (id: number, slot: Slot, hasher: Slot | null) {
+  readonly #shared: SharedSlices
+
+  constructor (id: number, slot: Slot, hasher: Slot | null, shared: SharedSlices) {
     this.#id = id
     this.#slot = slot
     this.#hasher = hasher
+    this.#shared = shared
   }
 
   get errorCount (): number {
@@ -275,11 +317,17 @@ class PooledCheck implements UploadCheck {
     this.#forget()
     this.#toBoth({ type: 'close', id: this.#id })
     this.#freed?.reject(ERRORS.internal(new Error('the upload check was closed')))
+    // Both workers hand back every slice they were sent, even for a closed check.
+    if (this.#giveBackShared()) this.#shared.draining.set(this.#id, this)
   }
 
   acked (from: Slot, slice: number, buffer: ArrayBuffer | SharedArrayBuffer, errorCount: number): void {
     if (from === this.#slot) this.#errorCount = errorCount
     if (--this.#out[slice]! > 0) return
+    if (this.#over) {
+      if (!this.#giveBackShared()) this.#shared.draining.delete(this.#id)
+      return
+    }
     // A transferred slice comes back as a new ArrayBuffer; a shared one never left.
     if (buffer instanceof ArrayBuffer) this.#slices[slice] = Buffer.from(buffer)
     this.#free.push(slice)
@@ -296,6 +344,8 @@ class PooledCheck implements UploadCheck {
     }
     this.#over = true
     this.#forget()
+    // Every ack of a worker comes before its result: all slices are back.
+    this.#giveBackShared()
     const { sha256, validation } = answer
     if (sha256 === undefined) {
       this.fail(ERRORS.internal(new Error('the upload check ended without a hash')))
@@ -314,9 +364,34 @@ class PooledCheck implements UploadCheck {
     this.#result.reject(error)
   }
 
+  /** Whether `slot` is one of this check's workers. */
+  uses (slot: Slot): boolean {
+    return slot === this.#slot || slot === this.#hasher
+  }
+
   #toBoth (message: ToWorker): void {
     post(this.#slot, message)
     if (this.#hasher !== null) post(this.#hasher, message)
+  }
+
+  /**
+   * Returns the shared slices no worker holds to the pool (the rest as they come back);
+   * true while some are still out. A transferred slice is the upload's own and dies with it.
+   */
+  #giveBackShared (): boolean {
+    if (this.#hasher === null) return false
+    let out = false
+    for (let i = 0; i < this.#slices.length; i++) {
+      const slice = this.#slices[i]
+      if (slice === undefined) continue
+      if (this.#out[i] === 0) {
+        this.#shared.give(slice)
+        this.#slices[i] = undefined
+      } else {
+        out = true
+      }
+    }
+    return out
   }
 
   #forget (): void {
@@ -330,7 +405,7 @@ class PooledCheck implements UploadCheck {
       slice = this.#slices.length
       // Its own ArrayBuffer (never the shared pool's), so the whole of it can be transferred;
       // shared memory when two workers read it at once.
-      this.#slices.push(this.#hasher === null ? Buffer.allocUnsafeSlow(SLICE_BYTES) : Buffer.from(new SharedArrayBuffer(SLICE_BYTES)))
+      this.#slices.push(this.#hasher === null ? Buffer.allocUnsafeSlow(SLICE_BYTES) : this.#shared.take())
     }
     if (slice === undefined) return null
     this.#staging = slice

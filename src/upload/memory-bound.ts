@@ -45,6 +45,8 @@ export const YOUNG_GENERATION_BYTES = 48 * MiB
  * longer line's pieces are the `line` term's).
  */
 export const CHECK_BYTES = CHECK_IN_FLIGHT_BYTES + SLICE_BYTES
+/** The shared slices a pool of two or more keeps for reuse, per worker (check-pool.ts's SharedSlices). */
+export const SPARE_SHARED_BYTES_PER_WORKER = CHECK_IN_FLIGHT_BYTES
 /** Each worker's own young generation (its resourceLimits); the old one holds the `line` terms of its uploads. */
 export const WORKER_YOUNG_GENERATION_BYTES = WORKER_YOUNG_GENERATION_MB * MiB
 
@@ -84,7 +86,7 @@ export function uploadMemoryBound (settings: MemorySettings): UploadMemory {
  * RSS above the idle process with MAX_CONCURRENT_UPLOADS worst-case uploads:
  * U × (transport + store + check + ids + scanner) + GC_GROWTH × U × line + young generations (the
  * main thread's and each check worker's: wherever an upload's line is parsed, its
- * heap grows by the same GC_GROWTH × line). Null when
+ * heap grows by the same GC_GROWTH × line) + the shared slices kept for reuse. Null when
  * uploads are unbounded (MAX_CONCURRENT_UPLOADS=0).
  */
 export function replicaMemoryBound (settings: MemorySettings): number | null {
@@ -93,5 +95,5 @@ export function replicaMemoryBound (settings: MemorySettings): number | null {
   const one = uploadMemoryBound(settings)
   const workers = checkPoolSize(settings.UPLOAD_WORKER_THREADS)
   return uploads * (one.transport + one.store + one.check + one.ids + one.scanner) + GC_GROWTH * uploads * one.line +
-    YOUNG_GENERATION_BYTES + workers * WORKER_YOUNG_GENERATION_BYTES
+    YOUNG_GENERATION_BYTES + workers * WORKER_YOUNG_GENERATION_BYTES + (workers >= 2 ? workers * SPARE_SHARED_BYTES_PER_WORKER : 0)
 }

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { Buffer } from 'node:buffer'
 import { BatchValidator, DEFAULT_BATCH_URLS, type BatchValidationResult } from '../../src/jsonl/batch-validator.js'
+import { assertSameVerdict } from './helpers/equivalence.js'
 
 // The shortcuts taken for speed (src/jsonl, bench/README): each must give the verdicts
 // of the plain path it skips.
@@ -42,4 +43,39 @@ t.test('duplicates are found after the id table has grown', async (t) => {
     'line 5001: custom_id "id-1" already used on line 1; custom_id must be unique within the file.',
     'line 5002: custom_id "id-4999" already used on line 4999; custom_id must be unique within the file.'
   ])
+})
+
+t.test('the common-line shortcut: a line unlike line 1 in any one way takes the full checks', async (t) => {
+  // Line 1 makes url and model known; each later line differs from it in one way only.
+  const first = { custom_id: 'c', method: 'POST', url: '/v1/chat/completions', body: { model: 'm', messages: [{ role: 'user', content: 'Hi' }] } }
+  const base = { ...first, custom_id: 'v' }
+  const variants: Array<[string, string, string[]]> = [
+    ['the same line, another id', JSON.stringify(base), []],
+    ['the same line, the same id', JSON.stringify(first), ['duplicate_custom_id']],
+    ['messages null', JSON.stringify({ ...base, body: { model: 'm', messages: null } }), ['missing_required_parameter']],
+    ['messages absent', JSON.stringify({ ...base, body: { model: 'm' } }), ['missing_required_parameter']],
+    ['messages empty', JSON.stringify({ ...base, body: { model: 'm', messages: [] } }), ['invalid_parameter']],
+    ['a bad role', JSON.stringify({ ...base, body: { model: 'm', messages: [{ role: 'robot' }] } }), ['invalid_parameter']],
+    ['stream true', JSON.stringify({ ...base, body: { ...base.body, stream: true } }), ['streaming_unsupported']],
+    ['stream false', JSON.stringify({ ...base, body: { ...base.body, stream: false } }), []],
+    ['method post', JSON.stringify({ ...base, method: 'post' }), ['invalid_method']],
+    ['another url', JSON.stringify({ ...base, url: '/v1/embeddings' }), ['url_mismatch', 'missing_required_parameter']],
+    ['the url escaped', '{"custom_id":"e","method":"POST","url":"\\/v1\\/chat\\/completions","body":{"model":"m","messages":[{"role":"user"}]}}', []],
+    ['another model', JSON.stringify({ ...base, body: { ...base.body, model: 'n' } }), []],
+    ['the model escaped', '{"custom_id":"f","method":"POST","url":"/v1/chat/completions","body":{"model":"\\u006d","messages":[{"role":"user"}]}}', []],
+    ['an empty id', JSON.stringify({ ...base, custom_id: '' }), ['invalid_custom_id']],
+    ['a non-ASCII id', JSON.stringify({ ...base, custom_id: 'é' }), []],
+    ['an id of 513 characters', JSON.stringify({ ...base, custom_id: 'x'.repeat(513) }), ['invalid_custom_id']],
+    ['a numeric id', JSON.stringify({ ...base, custom_id: 7 }), ['invalid_custom_id']],
+    ['body null', JSON.stringify({ ...base, body: null }), ['missing_required_parameter']]
+  ]
+  for (const [name, text, codes] of variants) {
+    const result = validate(`${JSON.stringify(first)}\n${text}\n`)
+    t.strictSame(result.errors.map((e) => e.code), codes, name)
+    t.strictSame(result.errors.map((e) => e.line), codes.map(() => 2), `${name}: on line 2`)
+    t.strictSame(result, assertSameVerdict(`${JSON.stringify(first)}\n${text}\n`), `${name}: as the reference`)
+  }
+  const embeddings = { custom_id: 'a', method: 'POST', url: '/v1/embeddings', body: { model: 'e', input: 'x' } }
+  const nullInput = validate(`${JSON.stringify(embeddings)}\n${JSON.stringify({ ...embeddings, custom_id: 'b', body: { model: 'e', input: null } })}\n`)
+  t.strictSame(nullInput.errors.map((e) => [e.code, e.param, e.line]), [['missing_required_parameter', 'body.input', 2]], 'input null, on an endpoint whose field is input')
 })

@@ -2,7 +2,7 @@ import { Buffer } from 'node:buffer'
 import t from 'tap'
 import { ConfigError, loadConfig } from '../../src/config.js'
 import { DEFAULT_BATCH_URLS, type BatchValidatorOptions } from '../../src/jsonl/batch-validator.js'
-import { CHECK_IN_FLIGHT_BYTES, CheckPool, checkPoolSize, kWorkers, SLICE_BYTES, type UploadCheck } from '../../src/upload/check-pool.js'
+import { CHECK_IN_FLIGHT_BYTES, CheckPool, checkPoolSize, kSharedSlices, kWorkers, SLICE_BYTES, SLICES, type UploadCheck } from '../../src/upload/check-pool.js'
 import { inlineCheck } from '../../src/upload/inline-check.js'
 import { seededRandom } from '../helpers/seeded-random.js'
 
@@ -137,6 +137,32 @@ t.test('two workers on one upload: the validator\'s verdict and the hasher\'s ha
   t.same(pooled, await feed(inlineCheck(big), chunks))
   t.strictSame(pooled.validation?.errors.map((e) => [e.code, e.line]), [['duplicate_custom_id', 20_001]])
   t.same(await pool.sessions(), [0, 0])
+})
+
+t.test('shared slices are reused across uploads, aborted ones included, once both workers hand them back', async (t) => {
+  const pool = new CheckPool({ size: 2 })
+  t.teardown(async () => { await pool.close() })
+  const bytes = Buffer.from(Array.from({ length: 40_000 }, (_, i) => line(`id-${i}`)).join('\n'))
+  t.ok(bytes.length > CHECK_IN_FLIGHT_BYTES)
+  const big = { ...options, maxRequests: 100_000 }
+  // An abort with every slice still with the workers: none is reused before both acks.
+  const aborted = pool.open(big)
+  if (aborted === null) throw new Error('the pool has no worker')
+  let wait: Promise<void> | undefined
+  for (let at = 0; wait === undefined; at += 65536) wait = aborted.write(bytes.subarray(at, at + 65536))
+  wait.catch(() => {})
+  aborted.close()
+  t.same(pool[kSharedSlices], { spare: 0, draining: 1 }, 'all eight are out: the closed check waits for them')
+  // The workers answer in order: once they have answered this, every ack has arrived.
+  await pool.sessions()
+  t.same(pool[kSharedSlices], { spare: SLICES, draining: 0 }, 'back from both workers, kept for the next upload')
+  for (let round = 0; round < 3; round++) {
+    const check = pool.open(big)
+    if (check === null) throw new Error('the pool has no worker')
+    const result = await feed(check, [bytes])
+    t.equal(result.validation?.valid, true)
+    t.same(pool[kSharedSlices], { spare: SLICES, draining: 0 }, `upload ${round + 1} took the kept slices and gave them back: none allocated`)
+  }
 })
 
 t.test('the hashing worker dies: the upload fails with a 500 and the validating worker lets go of it', async (t) => {
