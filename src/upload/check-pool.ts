@@ -287,6 +287,8 @@ class PooledCheck implements UploadCheck {
 
   write (chunk: Buffer): Promise<void> | undefined {
     if (this.#failure !== null) return Promise.reject(this.#failure)
+    // Its shared slices may already be another upload's.
+    if (this.#over) return Promise.reject(ERRORS.internal(new Error('the upload check is over')))
     let offset = 0
     while (offset < chunk.length) {
       const staging = this.#staging === -1 ? this.#take() : this.#slices[this.#staging]!
