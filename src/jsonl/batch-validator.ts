@@ -5,7 +5,7 @@ import { CustomIdSet } from './custom-id-set.js'
 import { describe, quote, truncate } from './batch-messages.js'
 import { LineSplitter } from './line-splitter.js'
 import {
-  K_ABSENT, K_ARRAY, K_FALSE, K_NULL, K_NUMBER, K_OBJECT, K_STRING, K_TRUE, LineScanner, bytesEqual,
+  K_ABSENT, K_ARRAY, K_FALSE, K_NULL, K_NUMBER, K_OBJECT, K_STRING, K_TRUE, bytesEqual, lineScannerFor,
   S_BODY, S_CUSTOM_ID, S_INPUT, S_MESSAGES, S_METHOD, S_MODEL, S_PROMPT, S_STREAM, S_URL
 } from './line-scanner.js'
 
@@ -39,7 +39,8 @@ const DEFAULT_MAX_REPORTED = 100
 const MAX_COUNTED_MODELS = 100
 const MAX_MODEL_KEY_CHARS = 256
 const MESSAGE_ROLES: ReadonlySet<string> = new Set(['system', 'user', 'assistant', 'tool', 'developer', 'function'])
-const ROLE_LIST = [...MESSAGE_ROLES].join(', ')
+const MESSAGE_ROLE_LIST: readonly string[] = [...MESSAGE_ROLES]
+const ROLE_LIST = MESSAGE_ROLE_LIST.join(', ')
 /** The body field each endpoint cannot run without. */
 const REQUIRED_BODY_FIELD: ReadonlyMap<string, string> = new Map(Object.entries({
   '/v1/chat/completions': 'messages', '/v1/embeddings': 'input', '/v1/moderations': 'input', '/v1/responses': 'input', '/v1/completions': 'prompt'
@@ -89,7 +90,7 @@ export class BatchValidator {
   #blankStart = 0
   #blankCount = 0
   #result: BatchValidationResult | null = null
-  readonly #scanner = new LineScanner(MESSAGE_ROLES)
+  readonly #scanner = lineScannerFor(MESSAGE_ROLE_LIST)
   // The UTF-8 bytes of #url and #model once known, so the scanned path compares a line's
   // bytes with them instead of decoding the same string on every line. Only set when
   // the bytes decode back to the very string (a lone surrogate would not).

@@ -118,7 +118,8 @@ const PAGE = 65536
 
 /**
  * Most bytes one scanner's memory reaches for lines of at most `maxLineBytes`: it only
- * grows (WebAssembly memory never shrinks) and lives as long as its validator.
+ * grows (WebAssembly memory never shrinks), and the validators of a thread share one
+ * scanner for the thread's life (lineScannerFor).
  */
 export function scannerMaxBytes (maxLineBytes: number): number {
   return Math.ceil((LAYOUT_BYTES + Math.max(SCANNER_WHOLE_COPY_BYTES, maxLineBytes) + SLACK) / PAGE) * PAGE
@@ -139,9 +140,8 @@ export class LineScanner {
   // The buffer whose bytes are in memory at #input, until forget(): its lines need no copy.
   #loaded: Uint8Array | null = null
 
-  /** `roles`: the message roles that pass the rules (ASCII). */
+  /** `roles`: the message roles that pass the rules (ASCII). Validators share one: lineScannerFor. */
   constructor (roles: Iterable<string>) {
-    // An instance per scanner, so two validators on one thread never share its memory.
     this.#wasm = new WebAssembly.Instance(scannerModule()).exports as unknown as ScannerExports
     const wasm = this.#wasm
     if (!agrees(wasm)) throw new Error('line-scanner.wasm was built from another version of the scanner: run `npm run build:wasm`')
@@ -225,4 +225,23 @@ export class LineScanner {
     this.ends = new Int32Array(buffer, wasm.ENDS.value as number, SLOTS)
     this.#messages = new Int32Array(buffer, wasm.MESSAGES_AT.value as number, 2)
   }
+}
+
+const shared = new Map<string, LineScanner>()
+
+/**
+ * The thread's scanner for these roles, made on first use. One per thread, not one per
+ * validator: each WebAssembly memory reserves gigabytes of address space and is freed
+ * only by a full collection of its thread, so a busy replica making one per upload could
+ * run out of them. Sharing is safe because a scan is synchronous, its results are read
+ * before the next one, and every validator calls forget() before its own lines.
+ */
+export function lineScannerFor (roles: readonly string[]): LineScanner {
+  const key = roles.join('\n')
+  let scanner = shared.get(key)
+  if (scanner === undefined) {
+    scanner = new LineScanner(roles)
+    shared.set(key, scanner)
+  }
+  return scanner
 }

@@ -80,10 +80,15 @@ interface Slot {
 // the build compiles both to .js.
 const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './check-worker.ts' : './check-worker.js', import.meta.url)
 
+/** What a validating check weighs against a hashing one when a worker is chosen. */
+const VALIDATION_WEIGHT = 8
+
 /** Exported as a symbol, like the validator's kTrackedIds: tests reach the threads (to kill one). */
 export const kWorkers: unique symbol = Symbol('CheckPool.workers')
 /** And the shared slices kept for reuse, and the closed checks still waiting for theirs. */
 export const kSharedSlices: unique symbol = Symbol('CheckPool.sharedSlices')
+/** And how many checks validate on each worker. */
+export const kValidating: unique symbol = Symbol('CheckPool.validating')
 
 export class CheckPool {
   readonly #slots: Array<Slot | null>
@@ -110,6 +115,10 @@ export class CheckPool {
     return { spare: this.#shared.spare, draining: this.#shared.draining.size }
   }
 
+  get [kValidating] (): number[] {
+    return this.#slots.map((slot) => slot === null ? 0 : [...slot.checks.values()].filter((check) => check.validatesOn(slot)).length)
+  }
+
   get [kWorkers] (): Worker[] {
     return this.#slots.flatMap((slot) => slot === null ? [] : [slot.worker])
   }
@@ -124,7 +133,7 @@ export class CheckPool {
     // Only a validated upload is split: hashing alone is lighter than handing slices to two threads.
     const hasher = validator === null ? null : this.#leastBusy(best)
     const id = this.#nextId++
-    const check = new PooledCheck(id, best, hasher, this.#shared)
+    const check = new PooledCheck(id, best, hasher, validator !== null, this.#shared)
     best.checks.set(id, check)
     post(best, { type: 'open', id, validator, hash: hasher === null })
     if (hasher !== null) {
@@ -134,11 +143,23 @@ export class CheckPool {
     return check
   }
 
-  /** The running worker with the fewest checks, other than `not`; null when there is none. */
+  /**
+   * The running worker with the least work, other than `not`; null when there is none.
+   * Work is weighed, not counted: a split upload is a check on both its workers, but
+   * validating costs some eight times what hashing does (SHA-256 was an eighth of a
+   * validating worker's time), so counting checks would put every validation on one.
+   */
   #leastBusy (not: Slot | null): Slot | null {
     let best: Slot | null = null
+    let bestLoad = 0
     for (const slot of this.#slots) {
-      if (slot !== null && slot !== not && (best === null || slot.checks.size < best.checks.size)) best = slot
+      if (slot === null || slot === not) continue
+      let load = 0
+      for (const check of slot.checks.values()) load += check.validatesOn(slot) ? VALIDATION_WEIGHT : 1
+      if (best === null || load < bestLoad) {
+        best = slot
+        bestLoad = load
+      }
     }
     return best
   }
@@ -272,13 +293,20 @@ class PooledCheck implements UploadCheck {
   #partial: { sha256?: string, validation?: BatchValidationResult } | null = null
   #over = false
 
+  readonly #validates: boolean
   readonly #shared: SharedSlices
 
-  constructor (id: number, slot: Slot, hasher: Slot | null, shared: SharedSlices) {
+  constructor (id: number, slot: Slot, hasher: Slot | null, validates: boolean, shared: SharedSlices) {
     this.#id = id
     this.#slot = slot
     this.#hasher = hasher
+    this.#validates = validates
     this.#shared = shared
+  }
+
+  /** Whether this check validates on `slot` (rather than only hashing there). */
+  validatesOn (slot: Slot): boolean {
+    return this.#validates && slot === this.#slot
   }
 
   get errorCount (): number {
@@ -308,6 +336,7 @@ class PooledCheck implements UploadCheck {
 
   async end (): Promise<CheckResult> {
     if (this.#failure !== null) throw this.#failure
+    if (this.#over) throw ERRORS.internal(new Error('the upload check is over'))
     if (this.#fill > 0) this.#post()
     this.#toBoth({ type: 'end', id: this.#id })
     return await this.#result.promise
@@ -362,6 +391,9 @@ class PooledCheck implements UploadCheck {
     if (!this.#over) this.#toBoth({ type: 'close', id: this.#id })
     this.#over = true
     this.#forget()
+    // The slices no worker holds; those with a worker that may have died are let go.
+    this.#giveBackShared()
+    this.#shared.draining.delete(this.#id)
     this.#freed?.reject(error)
     this.#result.reject(error)
   }

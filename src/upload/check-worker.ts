@@ -50,7 +50,13 @@ function handle (message: ToWorker): void {
   }
   const { id } = message
   if (message.type === 'open') {
-    checks.set(id, { validator: message.validator === null ? undefined : new BatchValidator(message.validator), hash: message.hash ? createHash('sha256') : undefined })
+    try {
+      checks.set(id, { validator: message.validator === null ? undefined : new BatchValidator(message.validator), hash: message.hash ? createHash('sha256') : undefined })
+    } catch (error) {
+      // Thrown here, it would stop the worker and every upload on it (a validator that
+      // cannot start: its scanner's WebAssembly missing or out of memory): fail this one.
+      send({ type: 'failed', id, message: error instanceof Error ? error.message : String(error) })
+    }
     return
   }
   const check = checks.get(id)
@@ -81,9 +87,11 @@ function handle (message: ToWorker): void {
         checks.delete(id)
     }
   } catch (error) {
-    // A check that threw is in no known state: that upload fails, the others go on.
+    // A check that threw is in no known state: that upload fails, the others go on. Its
+    // slice still goes back: a shared one is refilled only once both workers are done.
     checks.delete(id)
     send({ type: 'failed', id, message: error instanceof Error ? error.message : String(error) })
+    if (message.type === 'data') ack(id, message.slice, message.buffer, 0)
   }
 }
 

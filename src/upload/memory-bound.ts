@@ -59,8 +59,6 @@ export interface UploadMemory {
   check: number
   /** The custom_id set at its bound (zero, like `line`, for a file whose purpose came first and is not batch). */
   ids: number
-  /** The line scanner's WebAssembly memory: the largest chunk or line it copied in, kept until the upload ends. */
-  scanner: number
   /** Allocated per line (its copies, its string, its parse, the report): what the garbage collector multiplies. */
   line: number
 }
@@ -77,16 +75,16 @@ export function uploadMemoryBound (settings: MemorySettings): UploadMemory {
     store,
     check: checkPoolSize(settings.UPLOAD_WORKER_THREADS) === 0 ? 0 : CHECK_BYTES,
     ids: customIdSetMaxBytes(settings.BATCH_MAX_REQUESTS),
-    scanner: scannerMaxBytes(settings.BATCH_MAX_LINE_BYTES),
     line: (LINE_COPIES + PARSE_BYTES_PER_LINE_BYTE) * settings.BATCH_MAX_LINE_BYTES + REPORT_BYTES
   }
 }
 
 /**
  * RSS above the idle process with MAX_CONCURRENT_UPLOADS worst-case uploads:
- * U × (transport + store + check + ids + scanner) + GC_GROWTH × U × line + young generations (the
+ * U × (transport + store + check + ids) + GC_GROWTH × U × line + young generations (the
  * main thread's and each check worker's: wherever an upload's line is parsed, its
- * heap grows by the same GC_GROWTH × line) + the shared slices kept for reuse. Null when
+ * heap grows by the same GC_GROWTH × line) + the shared slices kept for reuse + each
+ * thread's line scanner (one per thread, shared by its uploads). Null when
  * uploads are unbounded (MAX_CONCURRENT_UPLOADS=0).
  */
 export function replicaMemoryBound (settings: MemorySettings): number | null {
@@ -94,6 +92,7 @@ export function replicaMemoryBound (settings: MemorySettings): number | null {
   if (uploads === 0) return null
   const one = uploadMemoryBound(settings)
   const workers = checkPoolSize(settings.UPLOAD_WORKER_THREADS)
-  return uploads * (one.transport + one.store + one.check + one.ids + one.scanner) + GC_GROWTH * uploads * one.line +
-    YOUNG_GENERATION_BYTES + workers * WORKER_YOUNG_GENERATION_BYTES + (workers >= 2 ? workers * SPARE_SHARED_BYTES_PER_WORKER : 0)
+  return uploads * (one.transport + one.store + one.check + one.ids) + GC_GROWTH * uploads * one.line +
+    YOUNG_GENERATION_BYTES + workers * WORKER_YOUNG_GENERATION_BYTES + (workers >= 2 ? workers * SPARE_SHARED_BYTES_PER_WORKER : 0) +
+    (1 + workers) * scannerMaxBytes(settings.BATCH_MAX_LINE_BYTES)
 }

@@ -47,7 +47,7 @@ t.test('a line longer than the whole-copy size is scanned where it lies (the mem
   }
 })
 
-t.test('validators that take turns on one thread keep their own scanner memory', async (t) => {
+t.test('validators that take turns on one thread share its scanner without mixing their lines', async (t) => {
   const a = file(3000)
   const b = Buffer.from(a.toString().replaceAll('"id-', '"other-').replace('/v1/nope', '/v1/embeddings'))
   const chunksA = chunked(a, 4096)

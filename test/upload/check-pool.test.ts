@@ -2,7 +2,7 @@ import { Buffer } from 'node:buffer'
 import t from 'tap'
 import { ConfigError, loadConfig } from '../../src/config.js'
 import { DEFAULT_BATCH_URLS, type BatchValidatorOptions } from '../../src/jsonl/batch-validator.js'
-import { CHECK_IN_FLIGHT_BYTES, CheckPool, checkPoolSize, kSharedSlices, kWorkers, SLICE_BYTES, SLICES, type UploadCheck } from '../../src/upload/check-pool.js'
+import { CHECK_IN_FLIGHT_BYTES, CheckPool, checkPoolSize, kSharedSlices, kValidating, kWorkers, SLICE_BYTES, SLICES, type UploadCheck } from '../../src/upload/check-pool.js'
 import { inlineCheck } from '../../src/upload/inline-check.js'
 import { seededRandom } from '../helpers/seeded-random.js'
 
@@ -113,6 +113,10 @@ t.test('closing a check mid-file (an abort) frees it in the worker at once', asy
   const checks = [pool.open(options), pool.open(options), pool.open(options)]
   for (const check of checks) await check?.write(Buffer.from(`${line('a')}\n${line('b')}`))
   t.same(await pool.sessions(), [3, 3], 'each validated upload is checked by both workers: one validates, one hashes')
+  t.same(pool[kValidating], [2, 1], 'the validations alternate between the workers')
+  const fourth = pool.open(options)
+  t.same(pool[kValidating], [2, 2])
+  fourth?.close()
   const hashOnly = pool.open(null)
   t.same((await pool.sessions()).sort(), [3, 4], 'an upload that is only hashed takes one worker')
   hashOnly?.close()
