@@ -267,6 +267,17 @@ function key (p: usize, end: usize, role: i32): isize {
   return p + 1
 }
 
+/**
+ * At the first member or element of a container, or after a comma: an object's next key
+ * (key sets the context and slot of its value), or the context of an array's next element.
+ * The position after it, or -1.
+ */
+@inline function next (p: usize, end: usize, object: bool, role: i32): isize {
+  if (object) return key(p, end, role)
+  context = role == R_MESSAGES ? C_ELEMENT : C_NONE
+  return p
+}
+
 @inline function endMessage (): void {
   if (roleKeys != 1 || !roleKnown) messagesClean = false
 }
@@ -333,13 +344,9 @@ export function scan (start: usize, end: usize, base: usize): i32 {
       p = skipWs(p + 1, end)
       if (p >= end) return 0
       if (at(p) != (object ? 0x7d : 0x5d)) {
-        if (object) {
-          const k = key(p, end, role)
-          if (k < 0) return 0
-          p = <usize>k
-        } else {
-          context = role == R_MESSAGES ? C_ELEMENT : C_NONE
-        }
+        const k = next(p, end, object, role)
+        if (k < 0) return 0
+        p = <usize>k
         continue
       }
       p++
@@ -386,14 +393,9 @@ export function scan (start: usize, end: usize, base: usize): i32 {
       const role = top >> 1
       const d = at(p)
       if (d == 0x2c) {
-        p++
-        if (object) {
-          const k = key(p, end, role)
-          if (k < 0) return 0
-          p = <usize>k
-        } else {
-          context = role == R_MESSAGES ? C_ELEMENT : C_NONE
-        }
+        const k = next(p + 1, end, object, role)
+        if (k < 0) return 0
+        p = <usize>k
         break
       }
       if (d != (object ? 0x7d : 0x5d)) return 0
