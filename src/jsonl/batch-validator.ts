@@ -180,8 +180,7 @@ export class BatchValidator {
     const field = typeof url === 'string' && this.#allowedUrls.has(url) ? REQUIRED_BODY_FIELD.get(url) : undefined
     const fieldSlot = field === undefined || bodyKind !== K_OBJECT ? -1 : FIELD_SLOT.get(field)!
     const fieldKind = fieldSlot === -1 ? K_ABSENT : kinds[fieldSlot]!
-    if (field === 'messages' && fieldKind !== K_ABSENT && fieldKind !== K_NULL &&
-      !(fieldKind === K_ARRAY && scanner.messageCount > 0 && scanner.messagesClean)) return false
+    if (field === 'messages' && fieldKind !== K_ABSENT && fieldKind !== K_NULL && !this.#messagesPass(fieldKind)) return false
     // Decided: from here on the line is checked as #checkRequest would.
     const method = this.#isUnescaped(S_METHOD, POST, buf) ? 'POST' : this.#scannedValue(buf, S_METHOD)
     this.#checkScannedId(buf, n)
@@ -213,20 +212,38 @@ export class BatchValidator {
     const kinds = scanner.kinds
     if (kinds[S_BODY] !== K_OBJECT || kinds[S_STREAM] === K_TRUE ||
       !this.#isUnescaped(S_METHOD, POST, buf) || !this.#isUnescaped(S_URL, urlBytes, buf) || !this.#isUnescaped(S_MODEL, modelBytes, buf)) return false
-    const start = scanner.starts[S_CUSTOM_ID]!
-    const end = scanner.ends[S_CUSTOM_ID]!
-    if (kinds[S_CUSTOM_ID] !== K_STRING || scanner.escaped[S_CUSTOM_ID] !== 0 || scanner.high[S_CUSTOM_ID] !== 0 ||
-      end === start || end - start > MAX_CUSTOM_ID_CHARS) return false
+    if (!this.#isPlainId()) return false
     const fieldSlot = this.#fieldSlot
     if (fieldSlot !== -1) {
-      const fieldKind = kinds[fieldSlot]
+      const fieldKind = kinds[fieldSlot]!
       if (fieldKind === K_ABSENT || fieldKind === K_NULL) return false
-      if (this.#fieldIsMessages && !(fieldKind === K_ARRAY && scanner.messageCount > 0 && scanner.messagesClean)) return false
+      if (this.#fieldIsMessages && !this.#messagesPass(fieldKind)) return false
     }
-    const first = this.#requests > this.#maxRequests ? this.#ids.firstLineAscii(buf, start, end) : this.#ids.firstLineOrAddAscii(buf, start, end, n)
-    if (first !== 0) this.#duplicateId(buf.toString('latin1', start, end), first, n)
+    this.#checkPlainId(buf, n)
     this.#modelCount++
     return true
+  }
+
+  /** Whether body.messages, of `kind`, is what the rules pass without its parse: a non-empty array of clean entries. */
+  #messagesPass (kind: number): boolean {
+    const scanner = this.#scanner
+    return kind === K_ARRAY && scanner.messageCount > 0 && scanner.messagesClean
+  }
+
+  /** The scanned custom_id is plain ASCII of 1 to 512 characters: every check but the duplicate one passes. */
+  #isPlainId (): boolean {
+    const scanner = this.#scanner
+    const length = scanner.ends[S_CUSTOM_ID]! - scanner.starts[S_CUSTOM_ID]!
+    return scanner.kinds[S_CUSTOM_ID] === K_STRING && scanner.escaped[S_CUSTOM_ID] === 0 && scanner.high[S_CUSTOM_ID] === 0 &&
+      length > 0 && length <= MAX_CUSTOM_ID_CHARS
+  }
+
+  /** The duplicate check of a plain id, answered by the id set from its bytes (no string decoded). */
+  #checkPlainId (buf: Buffer, n: number): void {
+    const start = this.#scanner.starts[S_CUSTOM_ID]!
+    const end = this.#scanner.ends[S_CUSTOM_ID]!
+    const first = this.#requests > this.#maxRequests ? this.#ids.firstLineAscii(buf, start, end) : this.#ids.firstLineOrAddAscii(buf, start, end, n)
+    if (first !== 0) this.#duplicateId(buf.toString('latin1', start, end), first, n)
   }
 
   /**
@@ -235,16 +252,8 @@ export class BatchValidator {
    * (no string decoded); any other id is decoded and checked as a string.
    */
   #checkScannedId (buf: Buffer, n: number): void {
-    const scanner = this.#scanner
-    const start = scanner.starts[S_CUSTOM_ID]!
-    const end = scanner.ends[S_CUSTOM_ID]!
-    if (scanner.kinds[S_CUSTOM_ID] !== K_STRING || scanner.escaped[S_CUSTOM_ID] !== 0 || scanner.high[S_CUSTOM_ID] !== 0 ||
-      end === start || end - start > MAX_CUSTOM_ID_CHARS) {
-      this.#checkCustomId(this.#scannedValue(buf, S_CUSTOM_ID), n)
-      return
-    }
-    const first = this.#requests > this.#maxRequests ? this.#ids.firstLineAscii(buf, start, end) : this.#ids.firstLineOrAddAscii(buf, start, end, n)
-    if (first !== 0) this.#duplicateId(buf.toString('latin1', start, end), first, n)
+    if (this.#isPlainId()) this.#checkPlainId(buf, n)
+    else this.#checkCustomId(this.#scannedValue(buf, S_CUSTOM_ID), n)
   }
 
   /** Whether the slot holds an escape-free string whose bytes are `bytes`. */
