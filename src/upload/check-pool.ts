@@ -52,6 +52,8 @@ export const SLICE_BYTES = 256 * KiB
 export const SLICES = 8
 /** Bytes one pooled upload holds in its slices, on either side, at most. */
 export const CHECK_IN_FLIGHT_BYTES = SLICE_BYTES * SLICES
+/** Shared slices a pool of two or more keeps for reuse, per worker (SharedSlices). */
+export const KEPT_SLICES_PER_WORKER = SLICES
 /**
  * A worker's young generation, as `--max-semi-space-size=16` gives the main thread (three
  * semi-spaces): without it V8 sizes a worker's by the machine's memory.
@@ -103,7 +105,7 @@ export class CheckPool {
     if (!Number.isSafeInteger(options.size) || options.size < 1) throw new RangeError(`a check pool needs at least one worker, got ${options.size}`)
     this.#onWorkerExit = options.onWorkerExit
     this.#slots = Array.from({ length: options.size }, () => null)
-    this.#shared = new SharedSlices(SLICES * options.size)
+    this.#shared = new SharedSlices(KEPT_SLICES_PER_WORKER * options.size)
     for (let i = 0; i < options.size; i++) this.#slots[i] = this.#start(i)
   }
 
@@ -247,7 +249,7 @@ function deferred<T> (): Deferred<T> {
  * Shared slices outlive their upload: a SharedArrayBuffer is freed only once every thread
  * that saw it has collected its copy of the handle, and a worker collects lazily (40
  * aborted uploads left 32 MiB of RSS). So they are kept here and reused, up to `max`
- * (a pool's worth: SLICES per worker), once both workers have handed them back.
+ * (KEPT_SLICES_PER_WORKER per worker), once both workers have handed them back.
  */
 class SharedSlices {
   readonly #spare: Buffer[] = []
@@ -457,8 +459,7 @@ class PooledCheck implements UploadCheck {
       post(this.#slot, message, [buffer as ArrayBuffer])
     } else {
       this.#out[slice] = 2
-      post(this.#slot, message)
-      post(this.#hasher, message)
+      this.#toBoth(message)
     }
     this.#staging = -1
     this.#fill = 0

@@ -1,7 +1,7 @@
 import type { Config } from '../../schemas/config.js'
 import { customIdSetMaxBytes } from '../jsonl/custom-id-set.js'
 import { scannerMaxBytes } from '../jsonl/line-scanner.js'
-import { CHECK_IN_FLIGHT_BYTES, checkPoolSize, SLICE_BYTES, WORKER_YOUNG_GENERATION_MB } from './check-pool.js'
+import { CHECK_IN_FLIGHT_BYTES, checkPoolSize, KEPT_SLICES_PER_WORKER, SLICE_BYTES, WORKER_YOUNG_GENERATION_MB } from './check-pool.js'
 
 /**
  * The worst-case memory of one replica, as a formula of its settings (issue #9 item 7),
@@ -46,7 +46,7 @@ export const YOUNG_GENERATION_BYTES = 48 * MiB
  */
 export const CHECK_BYTES = CHECK_IN_FLIGHT_BYTES + SLICE_BYTES
 /** The shared slices a pool of two or more keeps for reuse, per worker (check-pool.ts's SharedSlices). */
-export const SPARE_SHARED_BYTES_PER_WORKER = CHECK_IN_FLIGHT_BYTES
+export const SPARE_SHARED_BYTES_PER_WORKER = KEPT_SLICES_PER_WORKER * SLICE_BYTES
 /** Each worker's own young generation (its resourceLimits); the old one holds the `line` terms of its uploads. */
 export const WORKER_YOUNG_GENERATION_BYTES = WORKER_YOUNG_GENERATION_MB * MiB
 
