@@ -227,6 +227,33 @@ export function runQueueContract (t: Test, name: string, makeDb: MakeBatchDb): v
       t.strictSame(await q.claim('B', 5, LONG), [], 'nothing of a cancelling batch is claimed')
     })
 
+    t.test('records made together go in one group, and each is settled as it would be alone', async (t) => {
+      const b = await makeDb(t)
+      const q = createBatchQueue(b.db, b.dialect)
+      const results = createBatchResults(b.db, b.dialect)
+      const id = await runningBatch(b, 'p', 2)
+      const [c0, c1] = await q.claim('A', 2, LONG) as [ClaimedChunk, ClaimedChunk]
+      const stale = { ...leaseOf(c1), epoch: c1.epoch + 1 }
+      // Not awaited one by one: all of them reach one group commit.
+      const settled = await Promise.allSettled([
+        results.record(leaseOf(c0), { line: 1, customId: 'a', kind: 'output', result: 'first' }),
+        results.record(leaseOf(c0), { line: 1, customId: 'a', kind: 'output', result: 'second' }),
+        results.record(leaseOf(c1), { line: 11, customId: 'b', kind: 'error', result: 'e11', retries: 2 }),
+        results.record(leaseOf(c0), { line: 12, customId: 'x', kind: 'output', result: 'outside its chunk' }),
+        results.record(stale, { line: 12, customId: 'y', kind: 'output', result: 'under an epoch never held' }),
+        results.record(leaseOf(c1), { line: 12, customId: 'c', kind: 'output', result: 'o12' })
+      ])
+      t.strictSame(settled.map((s) => s.status === 'fulfilled' ? s.value : (s.reason instanceof LeaseLostError ? 'lease lost' : String(s.reason))),
+        ['recorded', 'duplicate', 'recorded', 'lease lost', 'lease lost', 'recorded'])
+      const rows = await b.db.selectFrom('batch_results').select(['line', 'seq', 'custom_id', 'result', 'recorded_epoch', 'upstream_retries'])
+        .where('batch_id', '=', id).orderBy('line').execute()
+      t.strictSame(rows.map((r) => [Number(r.line), Number(r.seq), r.custom_id, r.result, Number(r.recorded_epoch), Number(r.upstream_retries)]), [
+        [1, 0, 'a', 'first', c0.epoch, 0],
+        [11, 1, 'b', 'e11', c1.epoch, 2],
+        [12, 1, 'c', 'o12', c1.epoch, 0]
+      ], 'the first record of a line stays; nothing refused was written')
+    })
+
     t.test('many concurrent claims never hand one chunk to two claimers', async (t) => {
       const b = await makeDb(t)
       const q1 = createBatchQueue(b.db, b.dialect)
