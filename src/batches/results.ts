@@ -164,9 +164,11 @@ function postgresGroupWriter (db: Kysely<BatchDatabase>): GroupWriter {
     }
   }
 
-  return async (group) => {
-    // Two records of one line in one statement would be one conflict: the later ones
-    // are settled apart, as duplicates of the first (or refused with it).
+  const write: GroupWriter = async (group) => {
+    // Two records of one line in one statement would be one conflict: the later ones go
+    // in a statement after it, as they would alone. Not settled as duplicates of the
+    // first: the first may be refused (its lease is stale, the line outside its chunk)
+    // and a later one, under the lease now held, is then the line's only result.
     const seen = new Set<string>()
     const first: Pending[] = []
     const again: Pending[] = []
@@ -184,8 +186,10 @@ function postgresGroupWriter (db: Kysely<BatchDatabase>): GroupWriter {
       if (inserted.has(`${p.lease.batchId}/${p.result.line}`)) p.resolve('recorded')
       else missing.push(p)
     }
-    await settleMissing([...missing, ...again])
+    await settleMissing(missing)
+    if (again.length > 0) await write(again)
   }
+  return write
 }
 
 /**
