@@ -1,5 +1,4 @@
 import { sql, type Kysely } from 'kysely'
-import { compiledOnce } from '../metadata/compiled-once.js'
 import { heldBy, LeaseLostError, type Lease } from './lease.js'
 import { toNumber, type BatchDatabase, type Dialect } from './tables.js'
 
@@ -64,19 +63,16 @@ interface Pending {
  * up to MAX_GROUP lines, instead of one each. The fence is the same for every row of the
  * group — its chunk at the held epoch, still leased, the line inside it — so a group
  * mixing chunks and leases records each row exactly as a statement of its own would. A
- * caller's record resolves only once its group has committed. Two ways to write a group,
- * one per dialect, because their costs differ:
- * - PostgreSQL: one statement for the group (fence and insert together), one round trip;
- * - SQLite: in process, so round trips cost nothing, while that one statement (a VALUES
- *   list of 13 casts a row, joined with the chunks, a new text for every group size, each
- *   built and prepared anew) cost 85–141 µs of the event loop's CPU per row in groups of
- *   10 (`bench/sqlite-results.ts`). There the group is one BEGIN IMMEDIATE transaction:
- *   the fence read once per lease, then one insert compiled once, per row (49–59 µs).
+ * caller's record resolves only once its group has committed. On SQLite one transaction
+ * of a fence read per lease and a compiled-once insert per row took 49–59 µs of the
+ * event loop's CPU per line against 85–141 for this statement (`bench/sqlite-results.ts`),
+ * yet the engine at C = 256 ran at 0.87× of C / L with it against 0.88–0.90× without, in
+ * three alternating pairs: it was not kept (docs/benchmarks.md).
  */
 export function createBatchResults (db: Kysely<BatchDatabase>, dialect: Dialect): BatchResults {
   let pending: Pending[] = []
   let flushing = false
-  const writeGroup = dialect === 'postgres' ? postgresGroupWriter(db) : sqliteGroupWriter(db)
+  const writeGroup = groupWriter(db, dialect)
 
   async function flush (): Promise<void> {
     if (flushing) return
@@ -120,7 +116,12 @@ export function createBatchResults (db: Kysely<BatchDatabase>, dialect: Dialect)
 /** Writes one group and settles each of its records: the first record of a line wins, as in separate statements. */
 type GroupWriter = (group: Pending[]) => Promise<void>
 
-function postgresGroupWriter (db: Kysely<BatchDatabase>): GroupWriter {
+function groupWriter (db: Kysely<BatchDatabase>, dialect: Dialect): GroupWriter {
+  // A share lock on the chunk rows, taken by the INSERT's own SELECT: a concurrent claim
+  // (FOR UPDATE SKIP LOCKED) skips them and a concurrent complete waits until this
+  // insert has committed, then folds it; an insert queued behind a complete re-reads the
+  // chunk, finds it done and inserts nothing. SQLite has one writer.
+  const shareLock = dialect === 'postgres' ? sql`for share of c` : sql``
   // VALUES parameters have no type on PostgreSQL until cast.
   const int = (v: number) => sql`cast(${v} as bigint)`
   const text = (v: string) => sql`cast(${v} as text)`
@@ -134,10 +135,7 @@ function postgresGroupWriter (db: Kysely<BatchDatabase>): GroupWriter {
     })
     // One statement: the fence (each row's chunk at its held epoch, the line inside it)
     // and the insert together; the batch row is not touched (complete folds the counts).
-    // The share lock on the chunk rows, taken by the INSERT's own SELECT: a concurrent
-    // claim (FOR UPDATE SKIP LOCKED) skips them and a concurrent complete waits until
-    // this insert has committed, then folds it; an insert queued behind a complete
-    // re-reads the chunk, finds it done and inserts nothing.
+    // `where true`: SQLite needs it to read ON CONFLICT after a join.
     const { rows } = await sql<{ batch_id: string, line: number | string }>`
       with v (batch_id, seq, epoch, line, kind, custom_id, result, u_in, u_cached, u_out, u_reasoning, u_total, retries) as (values ${sql.join(values)})
       insert into batch_results (batch_id, line, seq, kind, custom_id, result, recorded_epoch,
@@ -147,7 +145,8 @@ function postgresGroupWriter (db: Kysely<BatchDatabase>): GroupWriter {
       from v join batch_chunks c
         on c.batch_id = v.batch_id and c.seq = v.seq and c.lease_epoch = v.epoch and c.state = 'leased'
         and c.line_start <= v.line and c.line_end > v.line
-      for share of c
+      where true
+      ${shareLock}
       on conflict (batch_id, line) do nothing
       returning batch_id, line`.execute(db)
     return new Set(rows.map((row) => `${row.batch_id}/${toNumber(row.line)}`))
@@ -190,64 +189,6 @@ function postgresGroupWriter (db: Kysely<BatchDatabase>): GroupWriter {
     if (again.length > 0) await write(again)
   }
   return write
-}
-
-/**
- * SQLite has one writer: BEGIN IMMEDIATE takes the write lock before the fence is read,
- * so no claim or complete (of this process, or of another on the same file) can come
- * between the read and the inserts, and the pinned connection keeps this process's other
- * queries out until the commit. Records settle only after the commit.
- */
-function sqliteGroupWriter (db: Kysely<BatchDatabase>): GroupWriter {
-  const LEASED = 'leased'
-  const lease: Lease = { batchId: '\u0000batch', seq: -1, epoch: -2 }
-  const fence = compiledOnce('fence', db.selectFrom('batch_chunks').select(['line_start', 'line_end']).where(heldBy(lease)).compile(),
-    [lease.batchId, lease.seq, lease.epoch, LEASED])
-  const row = {
-    batch_id: '\u0000batch', line: -1, seq: -2, kind: '\u0000kind', custom_id: '\u0000custom_id', result: '\u0000result', recorded_epoch: -3,
-    usage_input_tokens: -4, usage_cached_tokens: -5, usage_output_tokens: -6, usage_reasoning_tokens: -7, usage_total_tokens: -8, upstream_retries: -9
-  }
-  const insert = compiledOnce('result insert', db.insertInto('batch_results').values(row)
-    .onConflict((oc) => oc.columns(['batch_id', 'line']).doNothing()).compile(), Object.values(row))
-
-  return async (group) => {
-    const settle = await db.connection().execute(async (conn) => {
-      await sql`begin immediate`.execute(conn)
-      try {
-        // Per lease: the chunk's line range while it is held at that epoch, or null.
-        const held = new Map<string, { start: number, end: number } | null>()
-        const outcomes: Array<[Pending, 'recorded' | 'duplicate' | 'refused']> = []
-        for (const p of group) {
-          const { batchId, seq, epoch } = p.lease
-          const key = `${batchId}/${seq}/${epoch}`
-          let range = held.get(key)
-          if (range === undefined) {
-            const found = (await conn.executeQuery(fence([batchId, seq, epoch, LEASED]))).rows[0]
-            range = found === undefined ? null : { start: toNumber(found.line_start), end: toNumber(found.line_end) }
-            held.set(key, range)
-          }
-          const r = p.result
-          if (range === null || r.line < range.start || r.line >= range.end) {
-            outcomes.push([p, 'refused'])
-            continue
-          }
-          const u = r.usage
-          const { numAffectedRows } = await conn.executeQuery(insert([batchId, r.line, seq, r.kind, r.customId, r.result, epoch,
-            u?.inputTokens ?? 0, u?.cachedTokens ?? 0, u?.outputTokens ?? 0, u?.reasoningTokens ?? 0, u?.totalTokens ?? 0, r.retries ?? 0]))
-          outcomes.push([p, numAffectedRows !== undefined && numAffectedRows > 0n ? 'recorded' : 'duplicate'])
-        }
-        await sql`commit`.execute(conn)
-        return outcomes
-      } catch (error) {
-        await sql`rollback`.execute(conn).catch(() => {})
-        throw error
-      }
-    })
-    for (const [p, outcome] of settle) {
-      if (outcome === 'refused') p.reject(lineRefused(p))
-      else p.resolve(outcome)
-    }
-  }
 }
 
 function lineRefused (p: Pending): LeaseLostError {
