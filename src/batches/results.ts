@@ -81,7 +81,8 @@ export function createBatchResults (db: Kysely<BatchDatabase>, dialect: Dialect)
       while (pending.length > 0) {
         const group = pending.slice(0, MAX_GROUP)
         pending = pending.slice(group.length)
-        // Nothing of a failed group was written: every record in it fails.
+        // A failed statement wrote nothing: every record of the group not yet settled fails
+        // (those settled stay settled: their statement had committed).
         await writeGroup(group).catch((error: unknown) => { for (const p of group) p.reject(error) })
       }
     } finally {
