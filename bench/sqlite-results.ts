@@ -35,7 +35,7 @@ for (let line = 1; line <= N; line += G) {
   const ps = []
   for (let l = line; l < line + G && l <= N; l++) {
     const seq = Math.floor((l - 1) / CH)
-    ps.push(results.record({ batchId, seq, epoch: 1, owner: 'me' } as any, { line: l, customId: `request-${l}`, kind: 'output', result: text, usage: { inputTokens: 10, cachedTokens: 0, outputTokens: 20, reasoningTokens: 0, totalTokens: 30 } }))
+    ps.push(results.record({ batchId, seq, epoch: 1 }, { line: l, customId: `request-${l}`, kind: 'output', result: text, usage: { inputTokens: 10, cachedTokens: 0, outputTokens: 20, reasoningTokens: 0, totalTokens: 30 } }))
   }
   await Promise.all(ps)
 }

@@ -58,66 +58,14 @@ interface Pending {
 }
 
 /**
- * Results are recorded with group commit: the records that arrive together (in one turn
- * of the event loop, or while one group is written) go in one transaction, one fsync for
- * up to MAX_GROUP lines, instead of one each. The fence is the same for every row of the
- * group — its chunk at the held epoch, still leased, the line inside it — so a group
- * mixing chunks and leases records each row exactly as a statement of its own would. A
- * caller's record resolves only once its group has committed. On SQLite one transaction
- * of a fence read per lease and a compiled-once insert per row took 49–59 µs of the
- * event loop's CPU per line against 85–141 for this statement (`bench/sqlite-results.ts`),
- * yet the engine at C = 256 ran at 0.87× of C / L with it against 0.88–0.90× without, in
- * three alternating pairs: it was not kept (docs/benchmarks.md).
+ * Results are recorded with group commit: the records that arrive while one INSERT runs
+ * go together in the next, one statement (one transaction, one fsync) for up to
+ * MAX_GROUP lines, instead of one each. The fence is the same for every row of the group
+ * — joined with its chunk at the held epoch, still leased, the line inside it — so a
+ * group mixing chunks and leases records each row exactly as a statement of its own
+ * would. A caller's record resolves only once its group has committed.
  */
 export function createBatchResults (db: Kysely<BatchDatabase>, dialect: Dialect): BatchResults {
-  let pending: Pending[] = []
-  let flushing = false
-  const writeGroup = groupWriter(db, dialect)
-
-  async function flush (): Promise<void> {
-    if (flushing) return
-    flushing = true
-    try {
-      while (pending.length > 0) {
-        const group = pending.slice(0, MAX_GROUP)
-        pending = pending.slice(group.length)
-        // A failed statement wrote nothing: every record of the group not yet settled fails
-        // (those settled stay settled: their statement had committed).
-        await writeGroup(group).catch((error: unknown) => { for (const p of group) p.reject(error) })
-      }
-    } finally {
-      flushing = false
-    }
-  }
-
-  return {
-    async record (lease, r) {
-      return await new Promise<'recorded' | 'duplicate'>((resolve, reject) => {
-        pending.push({ lease, result: r, resolve, reject })
-        // On the next turn: the answers that arrive together go together.
-        if (!flushing) setImmediate(() => { flush().catch(() => {}) })
-      })
-    },
-
-    async recordedLines (batchId, seq) {
-      const rows = await db.selectFrom('batch_results').select('line')
-        .where('batch_id', '=', batchId).where('seq', '=', seq).orderBy('line').execute()
-      return rows.map((row) => toNumber(row.line))
-    },
-
-    async page (batchId, seq, kind, afterLine, limit) {
-      const rows = await db.selectFrom('batch_results').select(['line', 'custom_id', 'result'])
-        .where('batch_id', '=', batchId).where('seq', '=', seq).where('kind', '=', kind).where('line', '>', afterLine)
-        .orderBy('line').limit(limit).execute()
-      return rows.map((row) => ({ line: toNumber(row.line), customId: row.custom_id, result: row.result }))
-    }
-  }
-}
-
-/** Writes one group and settles each of its records: the first record of a line wins, as in separate statements. */
-type GroupWriter = (group: Pending[]) => Promise<void>
-
-function groupWriter (db: Kysely<BatchDatabase>, dialect: Dialect): GroupWriter {
   // A share lock on the chunk rows, taken by the INSERT's own SELECT: a concurrent claim
   // (FOR UPDATE SKIP LOCKED) skips them and a concurrent complete waits until this
   // insert has committed, then folds it; an insert queued behind a complete re-reads the
@@ -126,6 +74,8 @@ function groupWriter (db: Kysely<BatchDatabase>, dialect: Dialect): GroupWriter 
   // VALUES parameters have no type on PostgreSQL until cast.
   const int = (v: number) => sql`cast(${v} as bigint)`
   const text = (v: string) => sql`cast(${v} as text)`
+  let pending: Pending[] = []
+  let flushing = false
 
   async function insertGroup (group: Pending[]): Promise<Set<string>> {
     const values = group.map(({ lease, result: r }) => {
@@ -159,39 +109,72 @@ function groupWriter (db: Kysely<BatchDatabase>, dialect: Dialect): GroupWriter 
       const held = await db.selectFrom('batch_chunks').select('seq')
         .where(heldBy(p.lease)).where('line_start', '<=', p.result.line).where('line_end', '>', p.result.line)
         .executeTakeFirst()
-      if (held === undefined) p.reject(lineRefused(p))
+      if (held === undefined) p.reject(new LeaseLostError(p.lease, `record of line ${p.result.line}`))
       else p.resolve('duplicate')
     }
   }
 
-  const write: GroupWriter = async (group) => {
-    // Two records of one line in one statement would be one conflict: the later ones go
-    // in a statement after it, as they would alone. Not settled as duplicates of the
-    // first: the first may be refused (its lease is stale, the line outside its chunk)
-    // and a later one, under the lease now held, is then the line's only result.
-    const seen = new Set<string>()
-    const first: Pending[] = []
-    const again: Pending[] = []
-    for (const p of group) {
-      const key = `${p.lease.batchId}/${p.result.line}`
-      if (seen.has(key)) again.push(p)
-      else {
-        seen.add(key)
-        first.push(p)
+  async function flush (): Promise<void> {
+    if (flushing) return
+    flushing = true
+    try {
+      while (pending.length > 0) {
+        const group = pending.slice(0, MAX_GROUP)
+        pending = pending.slice(group.length)
+        try {
+          // Two records of one line in one statement would be one conflict: the later ones
+          // go back to the front of the queue, for the next statement, as they would alone.
+          // Not settled as duplicates of the first: the first may be refused (its lease is
+          // stale, its line outside its chunk) and a later one, under the lease now held,
+          // is then the line's only result.
+          const seen = new Set<string>()
+          const first: Pending[] = []
+          const again: Pending[] = []
+          for (const p of group) {
+            const key = `${p.lease.batchId}/${p.result.line}`
+            if (seen.has(key)) again.push(p)
+            else {
+              seen.add(key)
+              first.push(p)
+            }
+          }
+          const inserted = await insertGroup(first)
+          const missing: Pending[] = []
+          for (const p of first) {
+            if (inserted.has(`${p.lease.batchId}/${p.result.line}`)) p.resolve('recorded')
+            else missing.push(p)
+          }
+          await settleMissing(missing)
+          pending = [...again, ...pending]
+        } catch (error) {
+          for (const p of group) p.reject(error)
+        }
       }
+    } finally {
+      flushing = false
     }
-    const inserted = await insertGroup(first)
-    const missing: Pending[] = []
-    for (const p of first) {
-      if (inserted.has(`${p.lease.batchId}/${p.result.line}`)) p.resolve('recorded')
-      else missing.push(p)
-    }
-    await settleMissing(missing)
-    if (again.length > 0) await write(again)
   }
-  return write
-}
 
-function lineRefused (p: Pending): LeaseLostError {
-  return new LeaseLostError(p.lease, `record of line ${p.result.line}`)
+  return {
+    async record (lease, r) {
+      return await new Promise<'recorded' | 'duplicate'>((resolve, reject) => {
+        pending.push({ lease, result: r, resolve, reject })
+        // On the next turn: the answers that arrive together go together.
+        if (!flushing) setImmediate(() => { flush().catch(() => {}) })
+      })
+    },
+
+    async recordedLines (batchId, seq) {
+      const rows = await db.selectFrom('batch_results').select('line')
+        .where('batch_id', '=', batchId).where('seq', '=', seq).orderBy('line').execute()
+      return rows.map((row) => toNumber(row.line))
+    },
+
+    async page (batchId, seq, kind, afterLine, limit) {
+      const rows = await db.selectFrom('batch_results').select(['line', 'custom_id', 'result'])
+        .where('batch_id', '=', batchId).where('seq', '=', seq).where('kind', '=', kind).where('line', '>', afterLine)
+        .orderBy('line').limit(limit).execute()
+      return rows.map((row) => ({ line: toNumber(row.line), customId: row.custom_id, result: row.result }))
+    }
+  }
 }
