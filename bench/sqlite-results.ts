@@ -5,8 +5,14 @@
  * pragmas (synchronous FULL unless SYNC=NORMAL). At C = 256 the engine records about 2,500
  * lines a second in groups of about 10, so each µs here is about 0.25 % of a core.
  *
+ * Every chunk of the batch is leased at once (N / 100 of them) unless LEASED says how
+ * many are: the others wait queued and are marked done once recorded, as a replica
+ * running LEASED chunks at a time leaves them. A plan that scans the leased chunks shows
+ * as a cost growing with N.
+ *
  *   node --import tsx bench/sqlite-results.ts          # N=20000 G=10
  *   N=20000 G=100 node --import tsx bench/sqlite-results.ts
+ *   N=40000 LEASED=3 node --import tsx bench/sqlite-results.ts
  */
 import BetterSqlite3 from 'better-sqlite3'
 import { Kysely, SqliteDialect } from 'kysely'
@@ -28,6 +34,8 @@ const batchId = 'batch_01JXXXXXXXXXXXXXXXXXXXXXXX'
 await db.insertInto('batches').values({ id: batchId, project: 'p', status: 'in_progress', endpoint: '/v1/chat/completions', input_file_id: 'file-x', completion_window: '24h', created_at: 0 } as any).execute()
 const CH = 100, N = Number(process.env.N ?? 20000), G = Number(process.env.G ?? 10)
 for (let s = 0; s < N / CH; s++) await db.insertInto('batch_chunks').values({ batch_id: batchId, seq: s, byte_start: 0, byte_end: 1, line_start: s * CH + 1, line_end: (s + 1) * CH + 1, state: 'leased', lease_owner: 'me', lease_epoch: 1, lease_expires_at_ms: 9e15 } as any).execute()
+const LEASED = Number(process.env.LEASED ?? N / CH)
+await db.updateTable('batch_chunks').set({ state: 'queued' }).where('seq', '>=', LEASED).execute()
 const results = createBatchResults(db, 'sqlite')
 const text = JSON.stringify({ id: 'batch_req_01JXXXXXXXXXXXXXXXXXXXXXXX', custom_id: 'request-000001', response: { status_code: 200, request_id: 'req_x', body: { id: 'chatcmpl', object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: 'x'.repeat(300) }, finish_reason: 'stop' }], usage: { prompt_tokens: 10, completion_tokens: 20, total_tokens: 30 } } }, error: null })
 const t0 = performance.now(); const c0 = process.cpuUsage()
@@ -38,8 +46,14 @@ for (let line = 1; line <= N; line += G) {
     ps.push(results.record({ batchId, seq, epoch: 1 }, { line: l, customId: `request-${l}`, kind: 'output', result: text, usage: { inputTokens: 10, cachedTokens: 0, outputTokens: 20, reasoningTokens: 0, totalTokens: 30 } }))
   }
   await Promise.all(ps)
+  const last = line + G - 1
+  if (last % CH === 0 && LEASED < N / CH) {
+    const done = last / CH - 1
+    await db.updateTable('batch_chunks').set({ state: 'done' }).where('seq', '=', done).execute()
+    await db.updateTable('batch_chunks').set({ state: 'leased' }).where('seq', '=', done + LEASED).execute()
+  }
 }
 const ms = performance.now() - t0; const cpu = process.cpuUsage(c0)
-console.log(`N ${N} G ${G}: ${(ms * 1000 / N).toFixed(1)} µs/line wall, ${((cpu.user + cpu.system) / N).toFixed(1)} µs/line cpu (user ${(cpu.user / N).toFixed(1)} sys ${(cpu.system / N).toFixed(1)})`)
+console.log(`N ${N} G ${G} leased ${LEASED}: ${(ms * 1000 / N).toFixed(1)} µs/line wall, ${((cpu.user + cpu.system) / N).toFixed(1)} µs/line cpu (user ${(cpu.user / N).toFixed(1)} sys ${(cpu.system / N).toFixed(1)})`)
 await db.destroy()
 rmSync(dir, { recursive: true, force: true })
