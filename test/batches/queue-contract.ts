@@ -254,6 +254,29 @@ export function runQueueContract (t: Test, name: string, makeDb: MakeBatchDb): v
       ], 'the first record of a line stays; nothing refused was written')
     })
 
+    t.test('a group larger than the sizes compiled once, then one of them, records every line once', async (t) => {
+      const b = await makeDb(t)
+      const q = createBatchQueue(b.db, b.dialect)
+      const results = createBatchResults(b.db, b.dialect)
+      const id = await runningBatch(b, 'p', 10)
+      const chunks = await q.claim('A', 10, LONG)
+      t.equal(chunks.length, 10)
+      const recordAll = async (lines: number[]): Promise<string[]> => await Promise.all(lines.map(async (line) => {
+        const c = chunks.find((c) => c.lineStart <= line && c.lineEnd > line)!
+        return await results.record(leaseOf(c), { line, customId: `r${line}`, kind: line % 7 === 0 ? 'error' : 'output', result: `{"line":${line}}`, usage: { inputTokens: line, cachedTokens: 0, outputTokens: 1, reasoningTokens: 0, totalTokens: line + 1 } })
+      }))
+      const first = Array.from({ length: 70 }, (_, i) => i + 1)
+      const rest = Array.from({ length: 30 }, (_, i) => i + 71)
+      t.strictSame(await recordAll(first), Array(70).fill('recorded'), 'a group of 70')
+      t.strictSame(await recordAll(rest), Array(30).fill('recorded'), 'a group of 30')
+      t.strictSame(await recordAll([5, 75]), ['duplicate', 'duplicate'], 'recorded once')
+      const rows = await b.db.selectFrom('batch_results').select(['line', 'seq', 'kind', 'custom_id', 'result', 'usage_input_tokens', 'usage_total_tokens'])
+        .where('batch_id', '=', id).orderBy('line').execute()
+      t.strictSame(rows.map((r) => [Number(r.line), Number(r.seq), r.kind, r.custom_id, r.result, Number(r.usage_input_tokens), Number(r.usage_total_tokens)]),
+        Array.from({ length: 100 }, (_, i) => [i + 1, Math.floor(i / 10), (i + 1) % 7 === 0 ? 'error' : 'output', `r${i + 1}`, `{"line":${i + 1}}`, i + 1, i + 2]),
+        'each row holds its own values, in its own chunk')
+    })
+
     t.test('many concurrent claims never hand one chunk to two claimers', async (t) => {
       const b = await makeDb(t)
       const q1 = createBatchQueue(b.db, b.dialect)
