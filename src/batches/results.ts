@@ -1,4 +1,4 @@
-import { sql, type CompiledQuery, type Kysely } from 'kysely'
+import { CompiledQuery, sql, type Kysely } from 'kysely'
 import { heldBy, LeaseLostError, type Lease } from './lease.js'
 import { toNumber, type BatchDatabase, type Dialect } from './tables.js'
 
@@ -135,11 +135,15 @@ export function createBatchResults (db: Kysely<BatchDatabase>, dialect: Dialect)
     if (query === undefined) {
       const placeholders = Array.from({ length: size }, (_, row) =>
         ROW_COLUMNS.map((type, i) => type === 'text' ? `\u0000${row}.${i}` : -(row * ROW_COLUMNS.length + i + 1)))
-      query = groupStatement(placeholders).compile(db)
+      const full = groupStatement(placeholders).compile(db)
       const expected = placeholders.flat()
-      if (query.parameters.length !== expected.length || query.parameters.some((value, i) => value !== expected[i])) {
-        throw new Error(`the compiled group of ${size} binds ${JSON.stringify(query.parameters)}, not its placeholders`)
+      if (full.parameters.length !== expected.length || full.parameters.some((value, i) => value !== expected[i])) {
+        throw new Error(`the compiled group of ${size} binds ${JSON.stringify(full.parameters)}, not its placeholders`)
       }
+      // Only its text is kept, which is all that executing needs: with the operation tree
+      // Kysely compiled it from (13 nodes and more a row), the 64 sizes held 7.4 MiB of
+      // heap, against 1.75 MiB for the texts alone.
+      query = CompiledQuery.raw(full.sql, []) as CompiledQuery<InsertedRow>
       compiled.set(size, query)
     }
     return query
