@@ -38,6 +38,8 @@ const LEASED = Number(process.env.LEASED ?? N / CH)
 await db.updateTable('batch_chunks').set({ state: 'queued' }).where('seq', '>=', LEASED).execute()
 const results = createBatchResults(db, 'sqlite')
 const text = JSON.stringify({ id: 'batch_req_01JXXXXXXXXXXXXXXXXXXXXXXX', custom_id: 'request-000001', response: { status_code: 200, request_id: 'req_x', body: { id: 'chatcmpl', object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: 'x'.repeat(300) }, finish_reason: 'stop' }], usage: { prompt_tokens: 10, completion_tokens: 20, total_tokens: 30 } } }, error: null })
+if (G > LEASED * CH) throw new RangeError(`G (${G}) must fit in the LEASED chunks' ${LEASED * CH} lines`)
+let nextDone = 0
 const t0 = performance.now(); const c0 = process.cpuUsage()
 for (let line = 1; line <= N; line += G) {
   const ps = []
@@ -46,11 +48,10 @@ for (let line = 1; line <= N; line += G) {
     ps.push(results.record({ batchId, seq, epoch: 1 }, { line: l, customId: `request-${l}`, kind: 'output', result: text, usage: { inputTokens: 10, cachedTokens: 0, outputTokens: 20, reasoningTokens: 0, totalTokens: 30 } }))
   }
   await Promise.all(ps)
-  const last = line + G - 1
-  if (last % CH === 0 && LEASED < N / CH) {
-    const done = last / CH - 1
-    await db.updateTable('batch_chunks').set({ state: 'done' }).where('seq', '=', done).execute()
-    await db.updateTable('batch_chunks').set({ state: 'leased' }).where('seq', '=', done + LEASED).execute()
+  // Every chunk whose lines are all recorded is done, and the next one waiting is leased.
+  for (const last = Math.min(line + G - 1, N); LEASED < N / CH && (nextDone + 1) * CH <= last; nextDone++) {
+    await db.updateTable('batch_chunks').set({ state: 'done' }).where('seq', '=', nextDone).execute()
+    await db.updateTable('batch_chunks').set({ state: 'leased' }).where('seq', '=', nextDone + LEASED).execute()
   }
 }
 const ms = performance.now() - t0; const cpu = process.cpuUsage(c0)

@@ -87,12 +87,16 @@ export function createBatchResults (db: Kysely<BatchDatabase>, dialect: Dialect)
   // insert has committed, then folds it; an insert queued behind a complete re-reads the
   // chunk, finds it done and inserts nothing. SQLite has one writer.
   const shareLock = dialect === 'postgres' ? sql`for share of c` : sql``
-  // SQLite plans a join of several VALUES rows from the chunks' state index: every
-  // leased chunk in the database, each compared with every row of the group, so a record
-  // cost more the more chunks were leased anywhere (138–161 µs of CPU a line with 400
-  // leased, 54–61 with 3; `N=40000 LEASED=400 node --import tsx bench/sqlite-results.ts`).
-  // The unary plus keeps `state` off that index: each row finds its chunk by the primary
-  // key (45–52 and 49–55 µs). PostgreSQL has no `+` for text.
+  // SQLite chooses the join's order itself. From a dozen rows a group up, it drove the
+  // join from the chunks' state index: every leased chunk in the database, each compared
+  // with every row, so a record cost more the more chunks were leased anywhere (138–161
+  // µs of CPU a line with 400 leased, 54–61 with 3; `N=40000 LEASED=400 node --import
+  // tsx bench/sqlite-results.ts`). Kept off that index alone, from about 250 rows it
+  // scanned every chunk ever planned instead. A CROSS JOIN is never reordered by SQLite,
+  // so the group's rows lead, and the unary plus keeps `state` off the state index: each
+  // row finds its chunk by the primary key (45–52 and 49–55 µs, before the statement was
+  // compiled once, below). PostgreSQL has no `+` for text, nor an ON for a CROSS JOIN.
+  const joinChunks = dialect === 'sqlite' ? sql`cross join` : sql`join`
   const leased = dialect === 'sqlite' ? sql`+c.state = 'leased'` : sql`c.state = 'leased'`
   // VALUES parameters have no type on PostgreSQL until cast.
   const int = (v: number) => sql`cast(${v} as bigint)`
@@ -112,7 +116,7 @@ export function createBatchResults (db: Kysely<BatchDatabase>, dialect: Dialect)
         usage_input_tokens, usage_cached_tokens, usage_output_tokens, usage_reasoning_tokens, usage_total_tokens, upstream_retries)
       select v.batch_id, v.line, v.seq, v.kind, v.custom_id, v.result, c.lease_epoch,
         v.u_in, v.u_cached, v.u_out, v.u_reasoning, v.u_total, v.retries
-      from v join batch_chunks c
+      from v ${joinChunks} batch_chunks c
         on c.batch_id = v.batch_id and c.seq = v.seq and c.lease_epoch = v.epoch and ${leased}
         and c.line_start <= v.line and c.line_end > v.line
       where true

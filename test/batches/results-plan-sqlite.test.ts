@@ -16,7 +16,7 @@ import type { BatchDatabase } from '../../src/batches/tables.js'
 import { migrateToLatest } from '../../src/metadata/migrations.js'
 import { leaseOf, runningBatch } from './queue-contract.js'
 
-t.test('a group of records finds each chunk by its primary key, however many chunks are leased', async (t) => {
+t.test('a group of records finds each chunk by its primary key, at every size and however many chunks are leased', async (t) => {
   const sqlite = new BetterSqlite3(join(t.testdir(), 'batches.db'))
   sqlite.pragma('journal_mode = WAL')
   sqlite.pragma('foreign_keys = ON')
@@ -28,19 +28,34 @@ t.test('a group of records finds each chunk by its primary key, however many chu
   t.teardown(() => db.destroy())
   await migrateToLatest(db)
   const b = { db, dialect: 'sqlite' as const, second: db }
-  // 40 chunks of 10 lines, all leased: the plan that scans them would be chosen here.
-  await runningBatch(b, 'p', 40)
-  const chunks = await createBatchQueue(db, 'sqlite').claim('A', 40, 60_000) as ClaimedChunk[]
-  t.equal(chunks.length, 40)
+  // 100 chunks of 10 lines, all leased, and a batch of 300 chunks never claimed: the
+  // plans that scan leased chunks, or all chunks, would be chosen here.
+  const id = await runningBatch(b, 'p', 100)
+  await runningBatch(b, 'q', 300)
+  const chunks: ClaimedChunk[] = []
+  const queue = createBatchQueue(db, 'sqlite')
+  while (chunks.length < 100) {
+    const claimed = await queue.claim('A', 100 - chunks.length, 60_000)
+    if (claimed.length === 0) break
+    chunks.push(...claimed.filter((c) => c.batchId === id))
+  }
+  const lines = chunks.flatMap((c) => Array.from({ length: c.lineEnd - c.lineStart }, (_, i) => ({ c, line: c.lineStart + i })))
   const results = createBatchResults(db, 'sqlite')
-  queries.length = 0
-  const outcomes = await Promise.all(chunks.slice(0, 12).map((c) =>
-    results.record(leaseOf(c), { line: c.lineStart, customId: `c${c.seq}`, kind: 'output', result: '{}' })))
-  t.strictSame(outcomes, Array(12).fill('recorded'), 'one group, every row recorded')
-  const inserts = queries.filter((q) => /insert into batch_results/.test(q.sql))
-  t.equal(inserts.length, 1, 'the twelve records went in one statement')
-  const plan = sqlite.prepare(`explain query plan ${inserts[0]!.sql}`).all(...inserts[0]!.parameters) as Array<{ detail: string }>
-  const details = plan.map((row) => row.detail)
-  t.ok(details.some((d) => /SEARCH c USING INDEX sqlite_autoindex_batch_chunks_1 \(batch_id=\? AND seq=\?\)/.test(d)), `by the primary key: ${details.join('; ')}`)
-  t.notOk(details.some((d) => /batch_chunks_state_idx/.test(d)), 'not from the state index')
+  // 12 and 64 take the statements compiled once, 250 and MAX_GROUP (500) are built as they come.
+  let next = 0
+  for (const size of [12, 64, 250, 500]) {
+    const group = lines.slice(next, next + size)
+    next += size
+    t.equal(group.length, size, `${size} lines to record`)
+    queries.length = 0
+    const outcomes = await Promise.all(group.map(({ c, line }) =>
+      results.record(leaseOf(c), { line, customId: `l${line}`, kind: 'output', result: '{}' })))
+    t.strictSame(outcomes, Array(size).fill('recorded'), `one group of ${size}, every row recorded`)
+    const inserts = queries.filter((q) => /insert into batch_results/.test(q.sql))
+    t.equal(inserts.length, 1, `the ${size} records went in one statement`)
+    const plan = sqlite.prepare(`explain query plan ${inserts[0]!.sql}`).all(...inserts[0]!.parameters) as Array<{ detail: string }>
+    const details = plan.map((row) => row.detail)
+    t.ok(details.some((d) => /SEARCH c USING INDEX sqlite_autoindex_batch_chunks_1 \(batch_id=\? AND seq=\?\)/.test(d)), `${size}: by the primary key: ${details.join('; ')}`)
+    t.notOk(details.some((d) => /batch_chunks_state_idx|SCAN c\b/.test(d)), `${size}: neither from the state index nor a scan of the chunks`)
+  }
 })
