@@ -1,4 +1,5 @@
 import { CompiledQuery, sql, type Kysely } from 'kysely'
+import { bindsOnly } from '../metadata/compiled-once.js'
 import { heldBy, LeaseLostError, type Lease } from './lease.js'
 import { toNumber, type BatchDatabase, type Dialect } from './tables.js'
 
@@ -129,9 +130,8 @@ export function createBatchResults (db: Kysely<BatchDatabase>, dialect: Dialect)
   // values a row, that and looking up its long text among the prepared statements were
   // a third of a record's CPU on SQLite (58.7–60.2 against 37.5–46.0 µs a line,
   // `N=40000 LEASED=3 node --import tsx bench/sqlite-results.ts`). Groups of up to
-  // COMPILED_GROUP_SIZES rows are compiled once per size with placeholders, and each group
-  // binds its own values; the check proves the placeholders are the only parameters, in
-  // their order. Larger groups are rare and compiled as they come.
+  // COMPILED_GROUP_SIZES rows are compiled once per size with placeholders (bindsOnly),
+  // and each group binds its own values. Larger groups are rare and compiled as they come.
   const compiled = new Map<number, CompiledQuery<InsertedRow>>()
   function compiledFor (size: number): CompiledQuery<InsertedRow> | undefined {
     if (size > COMPILED_GROUP_SIZES) return undefined
@@ -139,11 +139,7 @@ export function createBatchResults (db: Kysely<BatchDatabase>, dialect: Dialect)
     if (query === undefined) {
       const placeholders = Array.from({ length: size }, (_, row) =>
         ROW_COLUMNS.map((type, i) => type === 'text' ? `\u0000${row}.${i}` : -(row * ROW_COLUMNS.length + i + 1)))
-      const full = groupStatement(placeholders).compile(db)
-      const expected = placeholders.flat()
-      if (full.parameters.length !== expected.length || full.parameters.some((value, i) => value !== expected[i])) {
-        throw new Error(`the compiled group of ${size} binds ${JSON.stringify(full.parameters)}, not its placeholders`)
-      }
+      const full = bindsOnly(groupStatement(placeholders).compile(db), placeholders.flat(), `the compiled group of ${size}`)
       // Only its text is kept, which is all that executing needs: with the operation tree
       // Kysely compiled it from (13 nodes and more a row), the 64 sizes held 7.4 MiB of
       // heap, against 1.75 MiB for the texts alone.

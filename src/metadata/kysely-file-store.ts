@@ -4,6 +4,7 @@ import type { FilePurpose } from '../../schemas/files.js'
 import { nextFileId } from '../ids.js'
 import type { FileRecord, FileStore, ListFilesPage, ListFilesQuery, NewFileRecord } from './file-store.js'
 import { toNumber, type BatchDatabase, type Dialect, type Int8 } from '../batches/tables.js'
+import { bindsOnly } from './compiled-once.js'
 import type { UploadDatabase } from '../uploads/upload-store.js'
 import { migrateToLatest } from './migrations.js'
 
@@ -132,9 +133,7 @@ async function insertNextSqlite (db: Kysely<Database>, record: NewFileRecord): P
 /**
  * The retrieve is the hottest query (every GET, download and batch create): Kysely builds
  * and compiles it anew on each call, a third of a retrieve's time in the profile. It is
- * compiled once with placeholders, and each call binds its own values. The check proves
- * the placeholders are the only parameters, in this order, so a call can never run with
- * a value of the template.
+ * compiled once with placeholders (bindsOnly), and each call binds its own values.
  */
 function compileGetQuery (db: Kysely<Database>): CompiledQuery<FileRow> {
   const placeholders = ['\u0000project', '\u0000id', -1]
@@ -146,10 +145,7 @@ function compileGetQuery (db: Kysely<Database>): CompiledQuery<FileRow> {
     .where('id', '=', id)
     .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
     .compile()
-  if (compiled.parameters.length !== placeholders.length || compiled.parameters.some((value, i) => value !== placeholders[i])) {
-    throw new Error(`the compiled retrieve query binds ${JSON.stringify(compiled.parameters)}, not its placeholders`)
-  }
-  return compiled
+  return bindsOnly(compiled, placeholders, 'the compiled retrieve query')
 }
 
 /**
