@@ -3,31 +3,21 @@
  * writes (queue-contract.ts checks that on both dialects): each row must find its chunk
  * by the primary key. Planned from the state index instead, a record compared every
  * leased chunk in the database with every row of its group, and cost grew with the
- * chunks leased anywhere (bench/sqlite-results.ts).
+ * chunks leased anywhere (bench/sqlite-results.ts); with the join reordered, a large
+ * group scanned every chunk.
  */
-import { join } from 'node:path'
-import BetterSqlite3 from 'better-sqlite3'
-import { Kysely, SqliteDialect, type CompiledQuery } from 'kysely'
+import { CompiledQuery } from 'kysely'
 import t from 'tap'
 import type { ClaimedChunk } from '../../src/batches/lease.js'
 import { createBatchQueue } from '../../src/batches/queue.js'
 import { createBatchResults } from '../../src/batches/results.js'
-import type { BatchDatabase } from '../../src/batches/tables.js'
-import { migrateToLatest } from '../../src/metadata/migrations.js'
+import { sqliteBatchDb } from './helpers/batch-db.js'
 import { leaseOf, runningBatch } from './queue-contract.js'
 
 t.test('a group of records finds each chunk by its primary key, at every size and however many chunks are leased', async (t) => {
-  const sqlite = new BetterSqlite3(join(t.testdir(), 'batches.db'))
-  sqlite.pragma('journal_mode = WAL')
-  sqlite.pragma('foreign_keys = ON')
   const queries: CompiledQuery[] = []
-  const db = new Kysely<BatchDatabase>({
-    dialect: new SqliteDialect({ database: sqlite }),
-    log: (event) => { if (event.level === 'query') queries.push(event.query) }
-  })
-  t.teardown(() => db.destroy())
-  await migrateToLatest(db)
-  const b = { db, dialect: 'sqlite' as const, second: db }
+  const b = await sqliteBatchDb(t, { log: (event) => { if (event.level === 'query') queries.push(event.query) } })
+  const db = b.db
   // 100 chunks of 10 lines, all leased, and a batch of 300 chunks never claimed: the
   // plans that scan leased chunks, or all chunks, would be chosen here.
   const id = await runningBatch(b, 'p', 100)
@@ -53,7 +43,7 @@ t.test('a group of records finds each chunk by its primary key, at every size an
     t.strictSame(outcomes, Array(size).fill('recorded'), `one group of ${size}, every row recorded`)
     const inserts = queries.filter((q) => /insert into batch_results/.test(q.sql))
     t.equal(inserts.length, 1, `the ${size} records went in one statement`)
-    const plan = sqlite.prepare(`explain query plan ${inserts[0]!.sql}`).all(...inserts[0]!.parameters) as Array<{ detail: string }>
+    const { rows: plan } = await db.executeQuery<{ detail: string }>(CompiledQuery.raw(`explain query plan ${inserts[0]!.sql}`, [...inserts[0]!.parameters]))
     const details = plan.map((row) => row.detail)
     t.ok(details.some((d) => /SEARCH c USING INDEX sqlite_autoindex_batch_chunks_1 \(batch_id=\? AND seq=\?\)/.test(d)), `${size}: by the primary key: ${details.join('; ')}`)
     t.notOk(details.some((d) => /batch_chunks_state_idx|SCAN c\b/.test(d)), `${size}: neither from the state index nor a scan of the chunks`)

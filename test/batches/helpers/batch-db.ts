@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 import BetterSqlite3 from 'better-sqlite3'
-import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely'
+import { Kysely, PostgresDialect, SqliteDialect, sql, type KyselyConfig } from 'kysely'
 import pg from 'pg'
 import type { Test } from 'tap'
 import { dbNowMs, dbNowSeconds } from '../../../src/batches/db-clock.js'
@@ -16,12 +16,12 @@ export interface BatchDb {
 
 export type MakeBatchDb = (t: Test) => Promise<BatchDb>
 
-/** A migrated SQLite file in the test's directory, with the pragmas of the SQLite file store. */
-export async function sqliteBatchDb (t: Test): Promise<BatchDb> {
+/** A migrated SQLite file in the test's directory, with the pragmas of the SQLite file store; `log` is Kysely's. */
+export async function sqliteBatchDb (t: Test, opts: { log?: KyselyConfig['log'] } = {}): Promise<BatchDb> {
   const sqlite = new BetterSqlite3(join(t.testdir(), 'batches.db'))
   sqlite.pragma('journal_mode = WAL')
   sqlite.pragma('foreign_keys = ON')
-  const db = new Kysely<BatchDatabase>({ dialect: new SqliteDialect({ database: sqlite }) })
+  const db = new Kysely<BatchDatabase>({ dialect: new SqliteDialect({ database: sqlite }), ...(opts.log === undefined ? {} : { log: opts.log }) })
   t.teardown(() => db.destroy())
   await migrateToLatest(db)
   return { db, dialect: 'sqlite', second: db }
