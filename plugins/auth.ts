@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { PROJECT_NAME, type ApiKeyTable } from '../src/api-keys.js'
@@ -52,10 +51,10 @@ async function authPlugin (app: FastifyInstance, options: AuthPluginOptions): Pr
     const header = request.headers.authorization
     if (header === undefined || header === '') throw ERRORS.missingApiKey()
     const key = BEARER.exec(header)?.[1]
-    const project = key === undefined ? undefined : keys.projectOf(key)
-    if (key === undefined || project === undefined) throw ERRORS.invalidApiKey()
-    request.project = project
-    request.keyId = createHash('sha256').update(key).digest('base64url')
+    const match = key === undefined ? undefined : keys.lookup(key)
+    if (match === undefined) throw ERRORS.invalidApiKey()
+    request.project = match.project
+    request.keyId = match.keyId
   })
 }
 
