@@ -44,6 +44,13 @@ export interface KyselyFileStoreOptions {
   dialect: Dialect
   /** Releases what the caller opened beside Kysely; runs after the Kysely instance is destroyed. */
   onClose?: () => Promise<void>
+  /**
+   * Prepares `sql` on a connection of its own that reads only committed rows (SQLite: a
+   * second, read-only connection in WAL mode), for the retrieve: run synchronously, it
+   * skips Kysely's executor and its connection queue. Absent, the retrieve goes through
+   * Kysely like every other query.
+   */
+  prepareRead?: (sql: string) => { get: (...parameters: unknown[]) => unknown }
 }
 
 function rowToRecord (row: FileRow): FileRecord {
@@ -160,6 +167,8 @@ export function createKyselyFileStore (db: Kysely<Database>, opts: KyselyFileSto
   const storageKey = opts.dialect === 'postgres' ? sql<string>`storage_key collate "C"` : sql<string>`storage_key`
 
   const getQuery = compileGetQuery(db)
+  // Prepared at the first retrieve, after migrate() has created the table.
+  let readGet: { get: (...parameters: unknown[]) => unknown } | undefined
 
   return {
     dialect: opts.dialect,
@@ -180,8 +189,13 @@ export function createKyselyFileStore (db: Kysely<Database>, opts: KyselyFileSto
     },
 
     async get (project, id, now) {
-      const { rows } = await db.executeQuery<FileRow>({ ...getQuery, parameters: [project, id, now] })
-      const row = rows[0]
+      let row: FileRow | undefined
+      if (opts.prepareRead !== undefined) {
+        readGet ??= opts.prepareRead(getQuery.sql)
+        row = readGet.get(project, id, now) as FileRow | undefined
+      } else {
+        row = (await db.executeQuery<FileRow>({ ...getQuery, parameters: [project, id, now] })).rows[0]
+      }
       return row === undefined ? null : rowToRecord(row)
     },
 

@@ -47,5 +47,23 @@ export async function createSqliteFileStore (opts: SqliteFileStoreOptions): Prom
 
   // Destroying the Kysely instance closes the better-sqlite3 handle.
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cachingStatements(sqlite) }) })
-  return createKyselyFileStore(db, { dialect: 'sqlite' })
+  if (inMemory) return createKyselyFileStore(db, { dialect: 'sqlite' })
+  // The retrieve (every GET, download and batch create) reads on a connection of its own:
+  // opened read-only after the writer set WAL, it sees every committed row and never one
+  // of a transaction still open on the writer, and it runs without Kysely's executor.
+  let reader: BetterSqlite3.Database | undefined
+  return createKyselyFileStore(db, {
+    dialect: 'sqlite',
+    prepareRead: (sql) => {
+      reader ??= openReader(opts.filename, opts.busyTimeoutMs)
+      return reader.prepare<unknown[]>(sql)
+    },
+    onClose: async () => { reader?.close() }
+  })
+}
+
+function openReader (filename: string, busyTimeoutMs: number | undefined): BetterSqlite3.Database {
+  const reader = new BetterSqlite3(filename, { readonly: true, fileMustExist: true })
+  reader.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs ?? 5000))}`)
+  return reader
 }

@@ -1,5 +1,6 @@
 import { join } from 'node:path'
 import BetterSqlite3 from 'better-sqlite3'
+import { sql } from 'kysely'
 import t from 'tap'
 import type { FileRecord } from '../../src/metadata/file-store.js'
 import { createSqliteFileStore } from '../../src/metadata/sqlite-file-store.js'
@@ -81,4 +82,38 @@ t.test('sqlite: schema, WAL and persistence on disk', async (t) => {
 t.test('sqlite: an unusable path rejects', async (t) => {
   const dir = t.testdir({ 'not-a-dir': 'plain file' })
   await t.rejects(createSqliteFileStore({ filename: join(dir, 'not-a-dir', 'files.db') }))
+})
+
+/** `record` as a row, for writers beside the store. */
+const ROW = [record.id, record.project, record.filename, record.purpose, record.bytes, record.createdAt, record.expiresAt, record.requestCount, record.sha256, record.storageKey, '[]']
+const INSERT_ROW = 'insert into files (id, project, filename, purpose, bytes, created_at, expires_at, request_count, sha256, storage_key, warnings) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
+
+t.test('sqlite (file): a retrieve sees committed rows only, at once, whoever wrote them', async (t) => {
+  const filename = join(t.testdir(), 'files.db')
+  const store = await createSqliteFileStore({ filename })
+  t.teardown(() => store.close())
+  await store.migrate()
+  t.equal(await store.get('proj', record.id, 1_750_000_000), null)
+
+  // Another process (the CLI, a backup restore): its open transaction is invisible, its commit is not.
+  const other = new BetterSqlite3(filename)
+  t.teardown(() => { if (other.open) other.close() })
+  other.exec('begin immediate')
+  other.prepare(INSERT_ROW).run(...ROW)
+  t.equal(await store.get('proj', record.id, 1_750_000_000), null, 'not before its commit')
+  other.exec('commit')
+  t.strictSame(await store.get('proj', record.id, 1_750_000_000), record, 'at the first retrieve after it')
+  other.prepare('delete from files where id = ?').run(record.id)
+  t.equal(await store.get('proj', record.id, 1_750_000_000), null, 'a delete too: nothing is cached')
+  other.close()
+
+  // The store's own transaction, still open on its write connection: the retrieve neither
+  // sees its row nor waits for it (it reads on a connection of its own).
+  let inside: FileRecord | null | 'waited' = 'waited'
+  await store.batchDb.transaction().execute(async (trx) => {
+    await sql`insert into files (id, project, filename, purpose, bytes, created_at, expires_at, request_count, sha256, storage_key, warnings) values (${sql.join(ROW)})`.execute(trx)
+    inside = await Promise.race([store.get('proj', record.id, 1_750_000_000), new Promise<'waited'>((resolve) => setTimeout(() => { resolve('waited') }, 2000))])
+  })
+  t.equal(inside, null, 'inside the open transaction: not seen, and not queued behind it')
+  t.strictSame(await store.get('proj', record.id, 1_750_000_000), record, 'after its commit')
 })
