@@ -45,7 +45,7 @@ const HELP = `usage: npm run bench -- [options]
   --memory-sizes-mb A,B   upload sizes for the peak-RSS figure (default 100,1024)
   --concurrency N         concurrent uploads (default 16) of --concurrent-size-mb (default 20)
   --durable-uploads N     small uploads per side for the durability figure (default 200)
-  --http-seconds N        seconds per autocannon measurement (default 5)
+  --http-seconds N        seconds of each metadata read per run, 1-s slices interleaved with /health (default 5)
   --connections N         autocannon connections (default 10)
   --batch-lines N         lines of the batch figure's batch (default 50000)
   --batch-answer-bytes N  size of each upstream answer (default 2048)
